@@ -1,1 +1,16 @@
-pub fn placeholder() {}
+//! oci-seccomp-bpf-hook: records the syscalls of a container with eBPF and
+//! writes a seccomp profile that allows exactly those.
+//!
+//! The data flow, one module per step:
+//! [`state`] (OCI state on stdin) -> [`annotation`] -> [`tracer`] (BPF) ->
+//! [`syscalls`] (the recorded set, named) -> [`profile`] (merge) ->
+//! [`profile_file`] (checked, written atomically).
+//! The commands that drive it: [`prestart`] (the hook), [`session`] (the
+//! detached tracer process it starts) and [`standalone`] (`record -- CMD`).
+
+pub mod annotation;
+pub mod profile;
+pub mod profile_file;
+pub mod state;
+pub mod syscalls;
+pub mod tracer;

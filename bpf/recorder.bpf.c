@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Records which syscalls the traced containers make.
+ *
+ * One program on the syscall-entry tracepoint. Every task on the host runs
+ * it, so the untraced path is kept to a namespace lookup and one hash probe;
+ * everything else (naming, merging, writing) happens in user space at exit.
+ */
+#include "vmlinux_min.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "recorder.h"
+
+/* arch/x86/include/asm/thread_info.h: "32bit syscall active"; unchanged since 2.6. */
+#define TS_COMPAT 0x0002
+/* arch/x86/include/uapi/asm/unistd.h */
+#define X32_SYSCALL_BIT 0x40000000
+
+/*
+ * Which task belongs to which container, decided in this one place: the key
+ * is the inode number of the task's mount namespace.
+ * - The PID namespace would miss --pid=host containers.
+ * - The cgroup v2 id is not per container on cgroup v1 or hybrid hosts
+ *   (runc with cgroupfs there leaves tasks in the root v2 cgroup).
+ * - Every OCI container gets its own mount namespace, `podman exec` joins it
+ *   with setns(), and it is set before the prestart hook runs.
+ * The cost: a process inside the container that unshares its own mount
+ * namespace (a nested container) is no longer recorded.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct syscall_set);
+} containers SEC(".maps");
+
+static __always_inline __u32 task_mntns(struct task_struct *task)
+{
+	return BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(record_syscall, struct pt_regs *regs, long id)
+{
+	struct task_struct *task;
+	struct syscall_set *set;
+	__u32 mntns, status, nr;
+	__u32 abi = ABI_X86_64;
+
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)) {
+		/* 5.11+: a BTF pointer, read with plain loads (no helper calls). */
+		task = bpf_get_current_task_btf();
+		mntns = task->nsproxy->mnt_ns->ns.inum;
+	} else {
+		/* 5.10: the helper is missing, fall back to probe reads. */
+		task = (struct task_struct *)bpf_get_current_task();
+		mntns = task_mntns(task);
+	}
+
+	set = bpf_map_lookup_elem(&containers, &mntns);
+	if (!set)
+		return 0;
+
+	status = BPF_CORE_READ(task, thread_info.status);
+	if (status & TS_COMPAT) {
+		abi = ABI_X86;
+	} else if (id & X32_SYSCALL_BIT) {
+		abi = ABI_X32;
+		id &= ~X32_SYSCALL_BIT;
+	}
+
+	if (id < 0 || id >= SYSCALL_SLOTS) {
+		__sync_fetch_and_add(&set->out_of_range, 1);
+		return 0;
+	}
+	nr = id;
+	/* Read before write: after the first call the cache line stays shared. */
+	if (!set->seen[abi][nr / SLOT_ROW][nr % SLOT_ROW])
+		set->seen[abi][nr / SLOT_ROW][nr % SLOT_ROW] = 1;
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The few kernel types the recorder touches, declared for CO-RE.
+ *
+ * We pin this minimal header instead of a full bpftool-generated vmlinux.h:
+ * the build must not depend on the build machine's BTF, and these fields are
+ * all libbpf needs to relocate against the running kernel's BTF at load time.
+ * preserve_access_index makes every access below a CO-RE relocation, so the
+ * field order and padding here do not matter; only names and types do.
+ * Checked against the BTF of Debian kernels 5.10, 6.1, 6.12, 6.18 and 7.3
+ * (the VM matrix loads the program on each).
+ */
+#ifndef __VMLINUX_MIN_H__
+#define __VMLINUX_MIN_H__
+
+typedef unsigned char __u8;
+typedef unsigned short __u16;
+typedef unsigned int __u32;
+typedef unsigned long long __u64;
+typedef signed char __s8;
+typedef short __s16;
+typedef int __s32;
+typedef long long __s64;
+typedef __u16 __be16;
+typedef __u32 __be32;
+typedef __u32 __wsum;
+typedef _Bool bool;
+enum { false = 0, true = 1 };
+
+/* BPF map kinds and flags used by the SEC(".maps") definitions. */
+enum bpf_map_type {
+	BPF_MAP_TYPE_HASH = 1,
+};
+
+/* Only used for bpf_core_enum_value_exists(): does this kernel know the helper? */
+enum bpf_func_id {
+	BPF_FUNC_get_current_task_btf = 158,
+};
+
+struct pt_regs;
+
+struct ns_common {
+	unsigned int inum;
+} __attribute__((preserve_access_index));
+
+struct mnt_namespace {
+	struct ns_common ns;
+} __attribute__((preserve_access_index));
+
+struct nsproxy {
+	struct mnt_namespace *mnt_ns;
+} __attribute__((preserve_access_index));
+
+struct thread_info {
+	__u32 status;
+} __attribute__((preserve_access_index));
+
+struct task_struct {
+	struct thread_info thread_info;
+	struct nsproxy *nsproxy;
+} __attribute__((preserve_access_index));
+
+#endif /* __VMLINUX_MIN_H__ */

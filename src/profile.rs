@@ -1,0 +1,224 @@
+//! The seccomp profile, in the containers/common format that
+//! `podman run --security-opt seccomp=FILE` reads, and the merge of a
+//! recording into a baseline profile.
+//!
+//! Fields we do not interpret (`flags`, `listenerPath`, a rule's `args`,
+//! `includes`, `excludes`, `errnoRet`, `comment`, and anything newer) are kept
+//! in `extra` so a baseline passes through verbatim.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+use crate::syscalls::{Abi, NamedSyscalls};
+
+pub const ACT_ALLOW: &str = "SCMP_ACT_ALLOW";
+pub const ACT_ERRNO: &str = "SCMP_ACT_ERRNO";
+
+/// The actions containers/common accepts.
+const ACTIONS: &[&str] = &[
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_TRAP",
+    ACT_ERRNO,
+    "SCMP_ACT_TRACE",
+    ACT_ALLOW,
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
+];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    pub default_action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_errno_ret: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch_map: Option<Vec<ArchMap>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architectures: Option<Vec<String>>,
+    #[serde(default)]
+    pub syscalls: Vec<Rule>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ArchMap {
+    pub architecture: String,
+    #[serde(default)]
+    pub sub_architectures: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<Vec<String>>,
+    pub action: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Why a profile is not one podman would load.
+#[derive(Debug, Error, PartialEq)]
+pub enum InvalidProfile {
+    #[error("unknown defaultAction {0:?} (expected one of {ACTIONS:?})")]
+    DefaultAction(String),
+    #[error("both 'architectures' and 'archMap' are set; podman accepts only one of them")]
+    ArchitecturesAndArchMap,
+    #[error("unknown architecture {0:?} (expected a libseccomp name such as SCMP_ARCH_X86_64)")]
+    Architecture(String),
+    #[error("syscalls[{index}] has unknown action {action:?} (expected one of {ACTIONS:?})")]
+    RuleAction { index: usize, action: String },
+    #[error("syscalls[{index}] has both 'name' and 'names'; podman accepts only one of them")]
+    NameAndNames { index: usize },
+    #[error("syscalls[{index}] names no syscall; such a rule matches nothing")]
+    NoNames { index: usize },
+    #[error("syscalls[{index}] has an empty syscall name")]
+    EmptyName { index: usize },
+}
+
+impl Rule {
+    pub fn allow(names: Vec<String>) -> Self {
+        Rule {
+            name: None,
+            names: Some(names),
+            action: ACT_ALLOW.to_string(),
+            extra: Map::new(),
+        }
+    }
+
+    /// Every syscall name the rule speaks of, whatever its action.
+    pub fn all_names(&self) -> impl Iterator<Item = &str> {
+        self.name
+            .iter()
+            .chain(self.names.iter().flatten())
+            .map(String::as_str)
+    }
+}
+
+impl Profile {
+    /// A profile that allows nothing: the starting point without a baseline.
+    pub fn deny_all() -> Self {
+        Profile {
+            default_action: ACT_ERRNO.to_string(),
+            default_errno_ret: None,
+            arch_map: None,
+            architectures: None,
+            syscalls: Vec::new(),
+            extra: Map::new(),
+        }
+    }
+
+    /// Checks what podman would refuse, and rules that cannot mean anything.
+    pub fn validate(&self) -> Result<(), InvalidProfile> {
+        if !ACTIONS.contains(&self.default_action.as_str()) {
+            return Err(InvalidProfile::DefaultAction(self.default_action.clone()));
+        }
+        if self.architectures.as_ref().is_some_and(|a| !a.is_empty())
+            && self.arch_map.as_ref().is_some_and(|m| !m.is_empty())
+        {
+            return Err(InvalidProfile::ArchitecturesAndArchMap);
+        }
+        let map_arches = self
+            .arch_map
+            .iter()
+            .flatten()
+            .flat_map(|m| std::iter::once(&m.architecture).chain(&m.sub_architectures));
+        for arch in self.architectures.iter().flatten().chain(map_arches) {
+            if arch.parse::<libseccomp::ScmpArch>().is_err() {
+                return Err(InvalidProfile::Architecture(arch.clone()));
+            }
+        }
+        for (index, rule) in self.syscalls.iter().enumerate() {
+            if !ACTIONS.contains(&rule.action.as_str()) {
+                return Err(InvalidProfile::RuleAction {
+                    index,
+                    action: rule.action.clone(),
+                });
+            }
+            if rule.name.is_some() && rule.names.is_some() {
+                return Err(InvalidProfile::NameAndNames { index });
+            }
+            if rule.all_names().next().is_none() {
+                return Err(InvalidProfile::NoNames { index });
+            }
+            if rule.all_names().any(str::is_empty) {
+                return Err(InvalidProfile::EmptyName { index });
+            }
+        }
+        Ok(())
+    }
+
+    /// Every name any rule mentions, whatever its action.
+    pub fn named_syscalls(&self) -> BTreeSet<&str> {
+        self.syscalls.iter().flat_map(Rule::all_names).collect()
+    }
+
+    /// Makes sure the profile's filter covers `abi`, through whichever of
+    /// `architectures` or `archMap` it uses (podman refuses both at once).
+    fn cover_abi(&mut self, abi: Abi) {
+        let name = abi.scmp_name().to_string();
+        if let Some(map) = self.arch_map.as_mut().filter(|m| !m.is_empty()) {
+            let native = Abi::NATIVE.scmp_name();
+            let pos = match map.iter().position(|m| m.architecture == native) {
+                Some(pos) => pos,
+                None => {
+                    map.push(ArchMap {
+                        architecture: native.to_string(),
+                        sub_architectures: Vec::new(),
+                        extra: Map::new(),
+                    });
+                    map.len() - 1
+                }
+            };
+            let entry = &mut map[pos];
+            if entry.architecture != name && !entry.sub_architectures.contains(&name) {
+                entry.sub_architectures.push(name);
+            }
+            return;
+        }
+        let arches = self.architectures.get_or_insert_with(Vec::new);
+        if !arches.contains(&name) {
+            arches.push(name);
+        }
+    }
+}
+
+/// What a recording adds to a baseline (or to nothing).
+///
+/// The baseline's rules come first and verbatim. A recorded syscall is added
+/// to one trailing allow rule only if no baseline rule names it, whatever that
+/// rule's action: a syscall the baseline blocks stays blocked. The filter
+/// covers the native ABI and every ABI something was recorded under. No allow
+/// rule is written when there is nothing new to allow.
+pub fn merge(base: Option<&Profile>, recorded: &NamedSyscalls) -> Profile {
+    let mut out = base.cloned().unwrap_or_else(Profile::deny_all);
+    out.default_action = ACT_ERRNO.to_string();
+    out.cover_abi(Abi::NATIVE);
+    for &abi in &recorded.abis {
+        out.cover_abi(abi);
+    }
+    let known = out.named_syscalls();
+    let new: Vec<String> = recorded
+        .names
+        .iter()
+        .filter(|n| !known.contains(n.as_str()))
+        .cloned()
+        .collect();
+    if !new.is_empty() {
+        out.syscalls.push(Rule::allow(new));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
