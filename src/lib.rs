@@ -9,8 +9,16 @@
 //! detached tracer process it starts) and [`standalone`] (`record -- CMD`).
 
 pub mod annotation;
+pub mod cli;
+pub mod exit_watch;
+pub mod logging;
+pub mod prestart;
+pub mod privileges;
 pub mod profile;
 pub mod profile_file;
+pub mod recording;
+pub mod session;
+pub mod standalone;
 pub mod state;
 pub mod syscalls;
 pub mod tracer;

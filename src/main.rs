@@ -1,1 +1,67 @@
-fn main() {}
+//! Thin entry point: parse options, set up logging, dispatch.
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+use oci_seccomp_bpf_hook::cli::{Cli, Command};
+use oci_seccomp_bpf_hook::logging::{self, Sink};
+use oci_seccomp_bpf_hook::{prestart, session, standalone};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = match (cli.start, cli.command) {
+        (true, _) => Command::Prestart,
+        (false, Some(c)) => c,
+        (false, None) => unreachable!("clap requires -s or a subcommand"),
+    };
+    if let Command::Man = command {
+        return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&format!("failed to write the man page: {e}"), Sink::Stderr),
+        };
+    }
+    let sink = logging::init(&cli.log_level);
+    let result = match command {
+        Command::Prestart => {
+            prestart::run(std::io::stdin().lock(), sink == Sink::Journal).map(|()| 0)
+        }
+        Command::Record {
+            input,
+            output,
+            command,
+        } => standalone::run(&standalone::Record {
+            input,
+            output,
+            command,
+        }),
+        Command::Trace {
+            container_id,
+            pid,
+            input,
+            output,
+            ready_fd,
+        } => session::run(&session::Session {
+            container_id,
+            pid,
+            input,
+            output,
+            ready_fd,
+        })
+        .map(|()| 0),
+        Command::Man => unreachable!("handled above"),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => fail(&format!("{e:#}"), sink),
+    }
+}
+
+/// Errors go to the log, and to stderr too when the log is the journal:
+/// podman shows a failing hook's stderr to the user.
+fn fail(message: &str, sink: Sink) -> ExitCode {
+    tracing::error!("{message}");
+    if sink == Sink::Journal || !tracing::dispatcher::has_been_set() {
+        eprintln!("oci-seccomp-bpf-hook: {message}");
+    }
+    ExitCode::FAILURE
+}

@@ -1,0 +1,55 @@
+//! The end of a recording: name what was recorded, merge it into the
+//! baseline, write the profile, and say what happened.
+
+use std::path::Path;
+
+use crate::profile::{self, Profile};
+use crate::profile_file::{self, ProfileFileError};
+use crate::syscalls::SyscallSet;
+
+/// What was written, for the log line and the tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub recorded: usize,
+    pub allowed_new: usize,
+    pub unnamed: usize,
+}
+
+pub fn write_profile(
+    set: &SyscallSet,
+    base: Option<&Profile>,
+    output: &Path,
+) -> Result<Summary, ProfileFileError> {
+    let named = set.named();
+    for (abi, nr) in &named.unnamed {
+        tracing::warn!(
+            "syscall {nr} ({abi}) has no name in libseccomp {}: it cannot be listed in the profile and stays denied",
+            libseccomp_version()
+        );
+    }
+    if set.out_of_range > 0 {
+        tracing::warn!(
+            "{} syscall entries had numbers outside the recorder's table and were not recorded",
+            set.out_of_range
+        );
+    }
+    let merged = profile::merge(base, &named);
+    let before = base.map_or(0, |b| b.syscalls.len());
+    let allowed_new = merged
+        .syscalls
+        .get(before)
+        .and_then(|r| r.names.as_ref())
+        .map_or(0, Vec::len);
+    profile_file::write_atomic(output, &merged)?;
+    Ok(Summary {
+        recorded: set.len(),
+        allowed_new,
+        unnamed: named.unnamed.len(),
+    })
+}
+
+fn libseccomp_version() -> String {
+    libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_else(|_| "(unknown version)".into())
+}

@@ -1,0 +1,132 @@
+//! The detached tracer process the prestart hook starts: it records one
+//! container until its init exits, then writes the profile.
+//!
+//! It reports readiness (or the reason it failed) on a pipe to the hook, so
+//! the container starts only once recording is on, and a failure reaches
+//! podman at once instead of after a timeout.
+
+use std::fs::File;
+use std::io::Write;
+use std::mem::MaybeUninit;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use libbpf_rs::OpenObject;
+
+use crate::exit_watch::{pidfd_open, wait_for_exit, Ended};
+use crate::profile::Profile;
+use crate::profile_file;
+use crate::recording;
+use crate::tracer::{self, Tracer};
+
+/// What the hook hands the tracer on its command line.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub container_id: String,
+    pub pid: i32,
+    pub input: Option<PathBuf>,
+    pub output: PathBuf,
+    pub ready_fd: RawFd,
+}
+
+/// The first line the tracer writes on the ready pipe when recording is on.
+pub const READY: &str = "ready";
+
+pub fn run(session: &Session) -> Result<()> {
+    // SAFETY: the hook passes the write end of its pipe at this number and
+    // nothing else in this process owns it.
+    let mut ready = File::from(unsafe { OwnedFd::from_raw_fd(session.ready_fd) });
+    let mut storage = MaybeUninit::uninit();
+    let started = match start(session, &mut storage) {
+        Ok(started) => started,
+        Err(e) => {
+            // The hook prints this and fails the container start.
+            let _ = writeln!(ready, "{e:#}");
+            return Err(e);
+        }
+    };
+    writeln!(ready, "{READY}").context("failed to tell the hook the tracer is ready")?;
+    drop(ready);
+    tracing::info!(
+        "recording container {} (pid {}, mount namespace {})",
+        session.container_id,
+        session.pid,
+        started.mntns
+    );
+
+    let why = match wait_for_exit(&started.pidfd)? {
+        Ended::Exited => "exited".to_string(),
+        Ended::Signal(signo) => format!("still running, tracer stopped by signal {signo}"),
+    };
+    let set = started.tracer.collect(started.mntns)?;
+    drop(started.tracer);
+    let summary = recording::write_profile(&set, started.base.as_ref(), &session.output)?;
+    tracing::info!(
+        "container {} {why}: wrote {:?} ({} syscalls recorded, {} newly allowed)",
+        session.container_id,
+        session.output,
+        summary.recorded,
+        summary.allowed_new
+    );
+    Ok(())
+}
+
+struct Started<'obj> {
+    pidfd: OwnedFd,
+    mntns: u32,
+    base: Option<Profile>,
+    tracer: Tracer<'obj>,
+}
+
+/// Everything up to "recording is on"; any error here fails the container start.
+fn start<'obj>(
+    session: &Session,
+    storage: &'obj mut MaybeUninit<OpenObject>,
+) -> Result<Started<'obj>> {
+    leave_container_cgroups();
+    // The container's init cannot exit before the hook returns, and the hook
+    // waits for us: this pidfd refers to the right process.
+    let pidfd = pidfd_open(session.pid)
+        .with_context(|| format!("failed to watch container pid {}", session.pid))?;
+    let mntns = tracer::mount_namespace(session.pid)?;
+    let base = session
+        .input
+        .as_deref()
+        .map(profile_file::load_baseline)
+        .transpose()?;
+    profile_file::check_output(&session.output)?;
+    let tracer = Tracer::start(storage)?;
+    tracer.watch(mntns)?;
+    Ok(Started {
+        pidfd,
+        mntns,
+        base,
+        tracer,
+    })
+}
+
+/// Moves this process to the root of every cgroup hierarchy, so removing
+/// the container's (or conmon's) cgroup cannot kill the tracer.
+fn leave_container_cgroups() {
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let pid = std::process::id().to_string();
+    for line in mountinfo.lines() {
+        // mountinfo: id parent major:minor root mountpoint ... - fstype source options
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(dash) = fields.iter().position(|f| *f == "-") else {
+            continue;
+        };
+        let fstype = fields.get(dash + 1).copied().unwrap_or("");
+        if !(fstype == "cgroup" || fstype == "cgroup2") || fields.get(3) != Some(&"/") {
+            continue;
+        }
+        let procs = format!("{}/cgroup.procs", fields[4]);
+        if let Err(e) = std::fs::write(&procs, &pid) {
+            tracing::debug!("could not move the tracer to {procs}: {e}");
+        }
+    }
+}
