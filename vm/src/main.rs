@@ -1,1 +1,197 @@
-fn main() {}
+//! Command line of the VM harness: parse, dispatch, map outcomes to exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use vm_harness::fetch::{Cache, Kernel};
+use vm_harness::guest::{self, Job};
+use vm_harness::report::{self, Row, Verdict};
+use vm_harness::vm::{self, AccelMode, Outcome, VmOptions};
+use vm_harness::{exit, kernels, matrix};
+
+const EXIT_CODES: &str = "Exit codes:
+  0  the command succeeded on every kernel
+  1  the command failed (non-zero exit or failed tests) on at least one kernel
+  2  bad command line or vm/KERNELS
+  3  infrastructure failure on at least one kernel: download, boot, kernel panic, guest setup
+     (e.g. podman load) or timeout; the console log is in vm/out/<version>/console.log";
+
+#[derive(Parser)]
+#[command(about = "Boot Debian kernels under QEMU and run one command in each", after_help = EXIT_CODES)]
+struct Cli {
+    /// The kernel list.
+    #[arg(long, global = true, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/KERNELS"))]
+    kernels_file: PathBuf,
+    /// Downloaded kernels and apt state, by exact version.
+    #[arg(long, global = true, env = "VM_HARNESS_CACHE", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/cache"))]
+    cache: PathBuf,
+    /// Console logs, command output and initramfs of each boot.
+    #[arg(long, global = true, env = "VM_HARNESS_OUT", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/out"))]
+    out: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Resolve the newest version of each series (all when none given) and download it.
+    Fetch { series: Vec<String> },
+    /// Boot one kernel, run the command, stream its output; exit as documented below.
+    Run {
+        /// Kernel series from vm/KERNELS, e.g. 6.1.
+        #[arg(long)]
+        kernel: String,
+        #[command(flatten)]
+        vm: VmArgs,
+    },
+    /// Run the command on each kernel (all when none given), several VMs at a time, and print
+    /// a table of passed/failed/skipped tests per kernel.
+    Matrix {
+        series: Vec<String>,
+        /// VMs at a time [default: what memory and cores allow].
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[command(flatten)]
+        vm: VmArgs,
+    },
+}
+
+#[derive(Args)]
+struct VmArgs {
+    /// `podman load -i` this archive in the guest before the command.
+    #[arg(long, value_name = "FILE")]
+    image_archive: Option<PathBuf>,
+    /// Seconds before a VM counts as hung (generous: TCG is 10-20x slower than the host).
+    #[arg(long, value_name = "SECS", default_value_t = 1200)]
+    timeout: u64,
+    /// The command's working directory [default: the current one].
+    #[arg(long, value_name = "DIR")]
+    workdir: Option<PathBuf>,
+    /// Environment for the command, on top of PATH, HOME and CONTAINERS_CONF (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = guest::parse_env)]
+    env: Vec<(String, String)>,
+    /// Guest memory in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 2048)]
+    memory: u32,
+    /// Guest vCPUs.
+    #[arg(long, default_value_t = 1)]
+    cpus: u32,
+    /// Accelerator: auto probes KVM with a quick boot and falls back to TCG.
+    #[arg(long, value_enum, env = "VM_HARNESS_ACCEL", default_value = "auto")]
+    accel: AccelMode,
+    /// The command and its arguments, run as root in the guest with the host's paths.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match dispatch(&cli) {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("vm-harness: error: {:#}", failure.error);
+            failure.code
+        }
+    };
+    ExitCode::from(code as u8)
+}
+
+/// An error and the exit code it maps to.
+struct Failure {
+    error: anyhow::Error,
+    code: i32,
+}
+
+fn usage(error: impl Into<anyhow::Error>) -> Failure {
+    Failure { error: error.into(), code: exit::USAGE }
+}
+
+fn infra(error: impl Into<anyhow::Error>) -> Failure {
+    Failure { error: error.into(), code: exit::INFRA }
+}
+
+fn dispatch(cli: &Cli) -> Result<i32, Failure> {
+    let specs = kernels::load(&cli.kernels_file).map_err(usage)?;
+    let mut cache = Cache::new(cli.cache.clone());
+    let mut kernels_for = |series: &[String], fetch: bool| -> Result<Vec<Kernel>, Failure> {
+        let selected = kernels::select(&cli.kernels_file, &specs, series).map_err(usage)?;
+        selected
+            .iter()
+            .map(|spec| if fetch { cache.fetch(spec) } else { cache.cached_or_fetch(spec) })
+            .collect::<Result<_, _>>()
+            .map_err(infra)
+    };
+    match &cli.command {
+        Command::Fetch { series } => {
+            for k in kernels_for(series, true)? {
+                println!("{}\t{}\t{}\t{}", k.series, k.version, k.release, k.vmlinuz.display());
+            }
+            Ok(exit::OK)
+        }
+        Command::Run { kernel, vm } => {
+            let kernel = kernels_for(std::slice::from_ref(kernel), false)?.remove(0);
+            let (job, opts) = prepare(vm, &kernel, &cli.out)?;
+            let report = vm::run(&kernel, &job, &opts, &cli.out, Some(&mut std::io::stdout()));
+            let (series, version) = (&kernel.series, &kernel.version);
+            let boot = report.boot.map_or("-".into(), |b| format!("{:.1}s", b.as_secs_f64()));
+            let wall = report.wall.as_secs_f64();
+            Ok(match report.outcome {
+                Outcome::Exited { status, .. } => {
+                    eprintln!("vm-harness: {series} ({version}): exit status {status}; boot {boot}, wall {wall:.1}s");
+                    if status == 0 { exit::OK } else { exit::TEST_FAILURE }
+                }
+                Outcome::Infra(reason) => {
+                    eprintln!("vm-harness: {series} ({version}): infrastructure failure: {reason}");
+                    exit::INFRA
+                }
+            })
+        }
+        Command::Matrix { series, jobs, vm } => {
+            let kernels = kernels_for(series, false)?;
+            let (job, opts) = prepare(vm, &kernels[0], &cli.out)?;
+            let jobs = jobs.unwrap_or_else(|| matrix::default_jobs(kernels.len(), opts.memory_mib));
+            eprintln!("vm-harness: {} kernel(s), {jobs} VM(s) at a time, {} MiB and {} vCPU each", kernels.len(), opts.memory_mib, opts.cpus);
+            let start = Instant::now();
+            let reports = matrix::run(&kernels, &job, &opts, &cli.out, jobs);
+            let rows: Vec<Row> = reports.iter().map(Row::from_report).collect();
+            print!("{}", report::render_table(&rows));
+            for (row, r) in rows.iter().zip(&reports) {
+                if row.verdict == Verdict::Fail {
+                    println!("{} ({}): output in {}", row.series, row.version, r.out_dir.join("share").join(guest::OUTPUT_FILE).display());
+                }
+            }
+            println!("matrix wall time: {:.1}s", start.elapsed().as_secs_f64());
+            let any = |f: fn(&Verdict) -> bool| rows.iter().any(|r| f(&r.verdict));
+            Ok(if any(|v| matches!(v, Verdict::Infra(_))) {
+                exit::INFRA
+            } else if any(|v| *v == Verdict::Fail) {
+                exit::TEST_FAILURE
+            } else {
+                exit::OK
+            })
+        }
+    }
+}
+
+/// The job and VM options from the flags; picks the accelerator (probing with `kernel`).
+fn prepare(args: &VmArgs, kernel: &Kernel, out: &Path) -> Result<(Job, VmOptions), Failure> {
+    let workdir = match &args.workdir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir().context("failed to read the current directory").map_err(usage)?,
+    };
+    // The guest sees the host's paths, so absolute host paths are all it needs.
+    let workdir = workdir.canonicalize().with_context(|| format!("no working directory {}", workdir.display())).map_err(usage)?;
+    let image_archive = match &args.image_archive {
+        Some(file) => Some(file.canonicalize().with_context(|| format!("no image archive {}", file.display())).map_err(usage)?),
+        None => None,
+    };
+    std::fs::create_dir_all(out).with_context(|| format!("failed to create {}", out.display())).map_err(infra)?;
+    let (accel, why) = vm::choose_accel(args.accel, kernel, out);
+    eprintln!("vm-harness: accelerator: {why}");
+    let job = Job { image_archive, workdir, env: args.env.clone(), command: args.command.clone() };
+    let opts = VmOptions { accel, memory_mib: args.memory, cpus: args.cpus, timeout: Duration::from_secs(args.timeout) };
+    Ok((job, opts))
+}

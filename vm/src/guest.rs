@@ -1,0 +1,127 @@
+//! What runs inside the guest: the stage 2 script rendered for one command, and the files the
+//! host puts in the harness share next to it.
+//!
+//! Results come back through that share (a host directory mounted writable over 9p) rather than
+//! through markers on the serial console: the output arrives byte for byte, without the tty's
+//! newline rewriting and without kernel messages interleaved, the exit status is a file that
+//! exists only if the command finished, and the same directory carries the script in.
+
+use std::path::PathBuf;
+
+/// The template; see the comment at its top.
+const RUN_TEMPLATE: &str = include_str!("guest/run.sh");
+pub const CONTAINERS_CONF: &str = include_str!("guest/containers.conf");
+
+/// Printed on the console by stage 2 once everything is mounted (boot time ends here) and once
+/// the image archive is loaded.
+pub const BOOTED_MARKER: &str = "VM-HARNESS-BOOTED";
+pub const READY_MARKER: &str = "VM-HARNESS-READY";
+/// Printed by stage 1 when booted only to see whether the accelerator works.
+pub const PROBE_MARKER: &str = "VM-HARNESS-PROBE-OK";
+/// Prefix of the guest's own error lines on the console.
+pub const ERROR_PREFIX: &str = "vm-harness: ";
+
+/// Files in the harness share.
+pub const RUN_SCRIPT: &str = "run.sh";
+pub const CONTAINERS_CONF_FILE: &str = "containers.conf";
+pub const OUTPUT_FILE: &str = "output.log";
+pub const STATUS_FILE: &str = "status";
+
+/// The one command a VM runs.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Run with `podman load -i` before the command; a host path, visible at the same place.
+    pub image_archive: Option<PathBuf>,
+    /// The command's working directory, a host path.
+    pub workdir: PathBuf,
+    /// Extra environment, after (so overriding) PATH, HOME and CONTAINERS_CONF.
+    pub env: Vec<(String, String)>,
+    pub command: Vec<String>,
+}
+
+/// Stage 2 for `job`.
+pub fn render_run_script(job: &Job) -> String {
+    let image = job.image_archive.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let mut env: Vec<String> = ["PATH", "HOME", "CONTAINERS_CONF"]
+        .iter()
+        .map(|k| format!("{k}=\"${k}\""))
+        .collect();
+    env.extend(job.env.iter().map(|(k, v)| quote(&format!("{k}={v}"))));
+    let command: Vec<String> = job.command.iter().map(|a| quote(a)).collect();
+    RUN_TEMPLATE
+        .replace("@IMAGE_ARCHIVE@", &quote(&image))
+        .replace("@WORKDIR@", &quote(&job.workdir.display().to_string()))
+        .replace("@ENV@", &env.join(" "))
+        .replace("@COMMAND@", &command.join(" "))
+}
+
+/// Single-quotes a word for sh: inside '' nothing is special except ' itself.
+pub fn quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// Parses `--env K=V`.
+pub fn parse_env(arg: &str) -> Result<(String, String), String> {
+    let (key, value) = arg.split_once('=').ok_or_else(|| format!("{arg:?} is not KEY=VALUE"))?;
+    let valid = !key.is_empty()
+        && !key.starts_with(|c: char| c.is_ascii_digit())
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!("{key:?} is not a valid environment variable name"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_table() {
+        let cases = [
+            ("plain", "'plain'"),
+            ("", "''"),
+            ("it's", r"'it'\''s'"),
+            ("$HOME `x` \"y\"", "'$HOME `x` \"y\"'"),
+        ];
+        for (word, expected) in cases {
+            assert_eq!(quote(word), expected);
+        }
+    }
+
+    #[test]
+    fn env_table() {
+        assert_eq!(parse_env("RUST_LOG=debug=x"), Ok(("RUST_LOG".into(), "debug=x".into())));
+        assert_eq!(parse_env("EMPTY="), Ok(("EMPTY".into(), String::new())));
+        assert!(parse_env("NOEQUALS").is_err());
+        assert!(parse_env("=v").is_err());
+        assert!(parse_env("1X=v").is_err());
+        assert!(parse_env("A-B=v").is_err());
+    }
+
+    #[test]
+    fn script_runs_the_quoted_command_in_its_directory() {
+        let job = Job {
+            image_archive: Some("/t/images.tar".into()),
+            workdir: "/work/main".into(),
+            env: vec![("RUST_BACKTRACE".into(), "1".into())],
+            command: vec!["/t/integration-abc".into(), "--test-threads=1".into(), "a b".into()],
+        };
+        let script = render_run_script(&job);
+        assert!(script.contains("image='/t/images.tar'\n"));
+        assert!(script.contains("cd '/work/main' ||"));
+        assert!(script.contains(
+            "env -i PATH=\"$PATH\" HOME=\"$HOME\" CONTAINERS_CONF=\"$CONTAINERS_CONF\" \
+             'RUST_BACKTRACE=1' '/t/integration-abc' '--test-threads=1' 'a b' >"
+        ));
+        for placeholder in ["@IMAGE_ARCHIVE@", "@WORKDIR@", "@ENV@", "@COMMAND@"] {
+            assert!(!script.contains(placeholder), "{placeholder} was left");
+        }
+    }
+
+    #[test]
+    fn no_image_means_no_load() {
+        let job = Job { image_archive: None, workdir: "/".into(), env: vec![], command: vec!["true".into()] };
+        assert!(render_run_script(&job).contains("image=''\n"));
+    }
+}
