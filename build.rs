@@ -6,8 +6,7 @@ use libbpf_cargo::SkeletonBuilder;
 const SRC: &str = "bpf/recorder.bpf.c";
 
 fn main() {
-    let out =
-        PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("recorder.skel.rs");
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("recorder.skel.rs");
     SkeletonBuilder::new()
         .source(SRC)
         .clang_args(["-Wall", "-Werror"])

@@ -18,9 +18,7 @@ pub struct Request {
 pub enum AnnotationError {
     #[error("{ANNOTATION}={value:?}: more than one ';': give at most \"if:/abs/base.json;of:/abs/out.json\"")]
     TooManyParts { value: String },
-    #[error(
-        "{ANNOTATION}={value:?}: empty part: remove the stray ';' or write \"of:/abs/out.json\""
-    )]
+    #[error("{ANNOTATION}={value:?}: empty part: remove the stray ';' or write \"of:/abs/out.json\"")]
     EmptyPart { value: String },
     #[error("{ANNOTATION}={value:?}: part {part:?} starts with neither 'if:' nor 'of:'")]
     UnknownPrefix { value: String, part: String },
@@ -29,11 +27,7 @@ pub enum AnnotationError {
     #[error("{ANNOTATION}={value:?}: '{prefix}' has no path: write '{prefix}/abs/path.json'")]
     EmptyPath { value: String, prefix: &'static str },
     #[error("{ANNOTATION}={value:?}: {what} path {path:?} is not absolute: the hook does not run in your working directory, give a path starting with '/'")]
-    Relative {
-        value: String,
-        what: &'static str,
-        path: String,
-    },
+    Relative { value: String, what: &'static str, path: String },
     #[error("{ANNOTATION}={value:?}: no output file: add 'of:/abs/out.json'")]
     MissingOutput { value: String },
 }
@@ -56,10 +50,7 @@ pub fn parse(value: &str) -> Result<Request, AnnotationError> {
         } else if part.starts_with("of:") {
             ("of:", "output", &mut output)
         } else {
-            return Err(AnnotationError::UnknownPrefix {
-                value: v(),
-                part: part.to_string(),
-            });
+            return Err(AnnotationError::UnknownPrefix { value: v(), part: part.to_string() });
         };
         if slot.is_some() {
             return Err(AnnotationError::Duplicate { value: v(), prefix });
@@ -69,11 +60,7 @@ pub fn parse(value: &str) -> Result<Request, AnnotationError> {
             return Err(AnnotationError::EmptyPath { value: v(), prefix });
         }
         if !path.starts_with('/') {
-            return Err(AnnotationError::Relative {
-                value: v(),
-                what,
-                path: path.to_string(),
-            });
+            return Err(AnnotationError::Relative { value: v(), what, path: path.to_string() });
         }
         *slot = Some(PathBuf::from(path));
     }
@@ -87,22 +74,13 @@ mod tests {
     use rstest::rstest;
 
     fn req(input: Option<&str>, output: &str) -> Request {
-        Request {
-            input: input.map(PathBuf::from),
-            output: PathBuf::from(output),
-        }
+        Request { input: input.map(PathBuf::from), output: PathBuf::from(output) }
     }
 
     #[rstest]
     #[case::output_only("of:/tmp/out.json", req(None, "/tmp/out.json"))]
-    #[case::input_then_output(
-        "if:/tmp/in.json;of:/tmp/out.json",
-        req(Some("/tmp/in.json"), "/tmp/out.json")
-    )]
-    #[case::output_then_input(
-        "of:/tmp/out.json;if:/tmp/in.json",
-        req(Some("/tmp/in.json"), "/tmp/out.json")
-    )]
+    #[case::input_then_output("if:/tmp/in.json;of:/tmp/out.json", req(Some("/tmp/in.json"), "/tmp/out.json"))]
+    #[case::output_then_input("of:/tmp/out.json;if:/tmp/in.json", req(Some("/tmp/in.json"), "/tmp/out.json"))]
     #[case::whitespace_around_parts("  if:/a.json ; of:/b.json  ", req(Some("/a.json"), "/b.json"))]
     #[case::whitespace_in_values("if: /a.json;of:\t/b.json", req(Some("/a.json"), "/b.json"))]
     #[case::path_with_spaces("of:/tmp/my dir/out.json", req(None, "/tmp/my dir/out.json"))]
@@ -127,17 +105,11 @@ mod tests {
     #[case::empty_input("if: ;of:/b", "'if:' has no path")]
     #[case::relative_output("of:out.json", "output path \"out.json\" is not absolute")]
     #[case::dot_relative_output("of:./out.json", "is not absolute")]
-    #[case::relative_input(
-        "if:base.json;of:/out.json",
-        "input path \"base.json\" is not absolute"
-    )]
+    #[case::relative_input("if:base.json;of:/out.json", "input path \"base.json\" is not absolute")]
     #[case::missing_output("if:/in.json", "no output file")]
     fn invalid(#[case] value: &str, #[case] message: &str) {
         let err = parse(value).unwrap_err().to_string();
         assert!(err.contains(message), "{err:?} should contain {message:?}");
-        assert!(
-            err.contains(ANNOTATION),
-            "the error names the annotation: {err}"
-        );
+        assert!(err.contains(ANNOTATION), "the error names the annotation: {err}");
     }
 }

@@ -27,12 +27,7 @@ pub struct Cli {
     pub start: bool,
 
     /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
-    #[arg(
-        long,
-        global = true,
-        default_value = "info",
-        env = "OCI_SECCOMP_BPF_HOOK_LOG"
-    )]
+    #[arg(long, global = true, default_value = "info", env = "OCI_SECCOMP_BPF_HOOK_LOG")]
     pub log_level: String,
 
     #[command(subcommand)]
@@ -95,24 +90,11 @@ mod tests {
 
     #[test]
     fn record_takes_the_command_after_dashes() {
-        let cli = Cli::try_parse_from([
-            "x", "record", "-i", "b.json", "-o", "o.json", "--", "ls", "-l",
-        ])
-        .unwrap();
-        let Some(Command::Record {
-            input,
-            output,
-            command,
-        }) = cli.command
-        else {
-            panic!("not record")
-        };
+        let cli = Cli::try_parse_from(["x", "record", "-i", "b.json", "-o", "o.json", "--", "ls", "-l"]).unwrap();
+        let Some(Command::Record { input, output, command }) = cli.command else { panic!("not record") };
         assert_eq!(input, Some(PathBuf::from("b.json")));
         assert_eq!(output, PathBuf::from("o.json"));
         assert_eq!(command, vec![OsString::from("ls"), OsString::from("-l")]);
-        assert!(
-            Cli::try_parse_from(["x", "record", "-o", "o.json"]).is_err(),
-            "a command is required"
-        );
+        assert!(Cli::try_parse_from(["x", "record", "-o", "o.json"]).is_err(), "a command is required");
     }
 }

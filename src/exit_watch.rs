@@ -36,10 +36,7 @@ pub fn wait_for_exit(pidfd: &OwnedFd) -> Result<Ended> {
     signals.thread_block().context("failed to block signals")?;
     let sfd = SignalFd::new(&signals).context("failed to create a signalfd")?;
     loop {
-        let mut fds = [
-            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
-            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
-        ];
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN), PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::NONE) {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e).context("failed to wait for the container"),

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use oci_seccomp_bpf_hook::cli::{Cli, Command};
-use oci_seccomp_bpf_hook::logging::{self, Sink};
+use oci_seccomp_bpf_hook::logging::{self, Mode, Sink};
 use oci_seccomp_bpf_hook::{prestart, session, standalone};
 
 fn main() -> ExitCode {
@@ -20,34 +20,17 @@ fn main() -> ExitCode {
             Err(e) => fail(&format!("failed to write the man page: {e}"), Sink::Stderr),
         };
     }
-    let sink = logging::init(&cli.log_level);
+    let mode = match command {
+        Command::Record { .. } => Mode::Interactive,
+        _ => Mode::Hook,
+    };
+    let sink = logging::init(&cli.log_level, mode);
     let result = match command {
-        Command::Prestart => {
-            prestart::run(std::io::stdin().lock(), sink == Sink::Journal).map(|()| 0)
+        Command::Prestart => prestart::run(std::io::stdin().lock()).map(|()| 0),
+        Command::Record { input, output, command } => standalone::run(&standalone::Record { input, output, command }),
+        Command::Trace { container_id, pid, input, output, ready_fd } => {
+            session::run(&session::Session { container_id, pid, input, output, ready_fd }).map(|()| 0)
         }
-        Command::Record {
-            input,
-            output,
-            command,
-        } => standalone::run(&standalone::Record {
-            input,
-            output,
-            command,
-        }),
-        Command::Trace {
-            container_id,
-            pid,
-            input,
-            output,
-            ready_fd,
-        } => session::run(&session::Session {
-            container_id,
-            pid,
-            input,
-            output,
-            ready_fd,
-        })
-        .map(|()| 0),
         Command::Man => unreachable!("handled above"),
     };
     match result {
@@ -56,11 +39,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// Errors go to the log, and to stderr too when the log is the journal:
-/// podman shows a failing hook's stderr to the user.
+/// Errors go to the log, and to stderr too when the log is elsewhere:
+/// podman with runc shows a failing hook's stderr to the user.
 fn fail(message: &str, sink: Sink) -> ExitCode {
     tracing::error!("{message}");
-    if sink == Sink::Journal || !tracing::dispatcher::has_been_set() {
+    if sink != Sink::Stderr {
         eprintln!("oci-seccomp-bpf-hook: {message}");
     }
     ExitCode::FAILURE

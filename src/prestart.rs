@@ -1,40 +1,36 @@
 //! The prestart hook (`-s`): check the request, start the detached tracer,
 //! and return once it records (or fail with its reason).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
+use crate::logging;
 use crate::privileges;
 use crate::profile_file;
 use crate::session::READY;
 use crate::state::{self, Container};
 
-/// Where the tracer's stderr goes when no journal runs (the tracer outlives
-/// the hook, so it cannot keep the runtime's pipes open).
-pub const TRACER_LOG: &str = "/var/log/oci-seccomp-bpf-hook.log";
-
 /// The fd number the tracer finds the ready pipe at.
 const READY_FD: i32 = 3;
 
-pub fn run(stdin: impl Read, log_to_journal: bool) -> Result<()> {
+pub fn run(stdin: impl Read) -> Result<()> {
     privileges::check()?;
     let container = state::read(stdin)?;
     // Cheap checks first, here, so a mistake fails the start at once.
     profile_file::check_output(&container.request.output)?;
-    spawn_tracer(&container, log_to_journal)
+    spawn_tracer(&container)
 }
 
-fn spawn_tracer(c: &Container, log_to_journal: bool) -> Result<()> {
+fn spawn_tracer(c: &Container) -> Result<()> {
     // Close-on-exec: only the copy at READY_FD may reach the tracer, or the
     // hook would never see end-of-file when the tracer fails.
-    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .context("failed to create the tracer's ready pipe")?;
+    let (read_end, write_end) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("failed to create the tracer's ready pipe")?;
     let exe = std::env::current_exe().context("failed to find our own executable")?;
     let mut cmd = Command::new(&exe);
     cmd.arg("trace")
@@ -49,9 +45,9 @@ fn spawn_tracer(c: &Container, log_to_journal: bool) -> Result<()> {
     if let Some(input) = &c.request.input {
         cmd.arg("--input").arg(input);
     }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(tracer_stderr(log_to_journal));
+    // The tracer outlives the hook: it must not hold the runtime's pipes,
+    // or the runtime would wait for it. It logs to the journal or log file.
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
     let write_raw = write_end.as_raw_fd();
     // SAFETY: between fork and exec we only call async-signal-safe
     // functions (setsid, dup2, fcntl) and allocate nothing.
@@ -73,21 +69,16 @@ fn spawn_tracer(c: &Container, log_to_journal: bool) -> Result<()> {
             Ok(())
         });
     }
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("failed to start the tracer {exe:?}"))?;
+    let mut child = cmd.spawn().with_context(|| format!("failed to start the tracer {exe:?}"))?;
     drop(write_end);
     let message = read_all(read_end);
     if message.lines().next() == Some(READY) {
         return Ok(());
     }
     // It failed before recording: reap it and pass its reason on.
-    let status = child
-        .wait()
-        .map(|s| s.to_string())
-        .unwrap_or_else(|e| e.to_string());
+    let status = child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
     if message.trim().is_empty() {
-        bail!("the tracer stopped before recording ({status}); see the journal or {TRACER_LOG}");
+        bail!("the tracer stopped before recording ({status}); see the journal or {:?}", logging::log_file());
     }
     bail!("{}", message.trim());
 }
@@ -96,16 +87,4 @@ fn read_all(fd: OwnedFd) -> String {
     let mut s = String::new();
     let _ = File::from(fd).read_to_string(&mut s);
     s
-}
-
-fn tracer_stderr(log_to_journal: bool) -> Stdio {
-    if log_to_journal {
-        return Stdio::null();
-    }
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(Path::new(TRACER_LOG))
-        .map(Stdio::from)
-        .unwrap_or_else(|_| Stdio::null())
 }

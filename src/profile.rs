@@ -88,20 +88,12 @@ pub enum InvalidProfile {
 
 impl Rule {
     pub fn allow(names: Vec<String>) -> Self {
-        Rule {
-            name: None,
-            names: Some(names),
-            action: ACT_ALLOW.to_string(),
-            extra: Map::new(),
-        }
+        Rule { name: None, names: Some(names), action: ACT_ALLOW.to_string(), extra: Map::new() }
     }
 
     /// Every syscall name the rule speaks of, whatever its action.
     pub fn all_names(&self) -> impl Iterator<Item = &str> {
-        self.name
-            .iter()
-            .chain(self.names.iter().flatten())
-            .map(String::as_str)
+        self.name.iter().chain(self.names.iter().flatten()).map(String::as_str)
     }
 }
 
@@ -128,11 +120,8 @@ impl Profile {
         {
             return Err(InvalidProfile::ArchitecturesAndArchMap);
         }
-        let map_arches = self
-            .arch_map
-            .iter()
-            .flatten()
-            .flat_map(|m| std::iter::once(&m.architecture).chain(&m.sub_architectures));
+        let map_arches =
+            self.arch_map.iter().flatten().flat_map(|m| std::iter::once(&m.architecture).chain(&m.sub_architectures));
         for arch in self.architectures.iter().flatten().chain(map_arches) {
             if arch.parse::<libseccomp::ScmpArch>().is_err() {
                 return Err(InvalidProfile::Architecture(arch.clone()));
@@ -140,10 +129,7 @@ impl Profile {
         }
         for (index, rule) in self.syscalls.iter().enumerate() {
             if !ACTIONS.contains(&rule.action.as_str()) {
-                return Err(InvalidProfile::RuleAction {
-                    index,
-                    action: rule.action.clone(),
-                });
+                return Err(InvalidProfile::RuleAction { index, action: rule.action.clone() });
             }
             if rule.name.is_some() && rule.names.is_some() {
                 return Err(InvalidProfile::NameAndNames { index });
@@ -208,12 +194,7 @@ pub fn merge(base: Option<&Profile>, recorded: &NamedSyscalls) -> Profile {
         out.cover_abi(abi);
     }
     let known = out.named_syscalls();
-    let new: Vec<String> = recorded
-        .names
-        .iter()
-        .filter(|n| !known.contains(n.as_str()))
-        .cloned()
-        .collect();
+    let new: Vec<String> = recorded.names.iter().filter(|n| !known.contains(n.as_str())).cloned().collect();
     if !new.is_empty() {
         out.syscalls.push(Rule::allow(new));
     }

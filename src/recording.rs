@@ -15,11 +15,7 @@ pub struct Summary {
     pub unnamed: usize,
 }
 
-pub fn write_profile(
-    set: &SyscallSet,
-    base: Option<&Profile>,
-    output: &Path,
-) -> Result<Summary, ProfileFileError> {
+pub fn write_profile(set: &SyscallSet, base: Option<&Profile>, output: &Path) -> Result<Summary, ProfileFileError> {
     let named = set.named();
     for (abi, nr) in &named.unnamed {
         tracing::warn!(
@@ -35,17 +31,9 @@ pub fn write_profile(
     }
     let merged = profile::merge(base, &named);
     let before = base.map_or(0, |b| b.syscalls.len());
-    let allowed_new = merged
-        .syscalls
-        .get(before)
-        .and_then(|r| r.names.as_ref())
-        .map_or(0, Vec::len);
+    let allowed_new = merged.syscalls.get(before).and_then(|r| r.names.as_ref()).map_or(0, Vec::len);
     profile_file::write_atomic(output, &merged)?;
-    Ok(Summary {
-        recorded: set.len(),
-        allowed_new,
-        unnamed: named.unnamed.len(),
-    })
+    Ok(Summary { recorded: set.len(), allowed_new, unnamed: named.unnamed.len() })
 }
 
 fn libseccomp_version() -> String {

@@ -81,30 +81,17 @@ struct Started<'obj> {
 }
 
 /// Everything up to "recording is on"; any error here fails the container start.
-fn start<'obj>(
-    session: &Session,
-    storage: &'obj mut MaybeUninit<OpenObject>,
-) -> Result<Started<'obj>> {
+fn start<'obj>(session: &Session, storage: &'obj mut MaybeUninit<OpenObject>) -> Result<Started<'obj>> {
     leave_container_cgroups();
     // The container's init cannot exit before the hook returns, and the hook
     // waits for us: this pidfd refers to the right process.
-    let pidfd = pidfd_open(session.pid)
-        .with_context(|| format!("failed to watch container pid {}", session.pid))?;
+    let pidfd = pidfd_open(session.pid).with_context(|| format!("failed to watch container pid {}", session.pid))?;
     let mntns = tracer::mount_namespace(session.pid)?;
-    let base = session
-        .input
-        .as_deref()
-        .map(profile_file::load_baseline)
-        .transpose()?;
+    let base = session.input.as_deref().map(profile_file::load_baseline).transpose()?;
     profile_file::check_output(&session.output)?;
     let tracer = Tracer::start(storage)?;
     tracer.watch(mntns)?;
-    Ok(Started {
-        pidfd,
-        mntns,
-        base,
-        tracer,
-    })
+    Ok(Started { pidfd, mntns, base, tracer })
 }
 
 /// Moves this process to the root of every cgroup hierarchy, so removing

@@ -36,18 +36,11 @@ pub fn run(args: &Record) -> Result<i32> {
     let cwd = std::env::current_dir().context("failed to read the working directory")?;
     let output = cwd.join(&args.output);
     profile_file::check_output(&output)?;
-    let base = args
-        .input
-        .as_ref()
-        .map(|i| profile_file::load_baseline(&cwd.join(i)))
-        .transpose()?;
+    let base = args.input.as_ref().map(|i| profile_file::load_baseline(&cwd.join(i))).transpose()?;
     let argv: Vec<CString> = args
         .command
         .iter()
-        .map(|a| {
-            CString::new(a.as_bytes())
-                .with_context(|| format!("argument {a:?} contains a NUL byte"))
-        })
+        .map(|a| CString::new(a.as_bytes()).with_context(|| format!("argument {a:?} contains a NUL byte")))
         .collect::<Result<_>>()?;
     if argv.is_empty() {
         bail!("no command given: use `record -o OUT -- CMD [ARGS...]`");
@@ -55,8 +48,7 @@ pub fn run(args: &Record) -> Result<i32> {
 
     let mut storage = MaybeUninit::uninit();
     let tracer = Tracer::start(&mut storage)?;
-    let (child, mntns) =
-        spawn_in_namespaces(&argv, |mntns| tracer.watch(mntns).map_err(Into::into))?;
+    let (child, mntns) = spawn_in_namespaces(&argv, |mntns| tracer.watch(mntns).map_err(Into::into))?;
 
     let pidfd = pidfd_open(child.as_raw()).context("failed to watch the command")?;
     if let Ended::Signal(signo) = wait_for_exit(&pidfd)? {
@@ -72,20 +64,13 @@ pub fn run(args: &Record) -> Result<i32> {
     let set = tracer.collect(mntns)?;
     drop(tracer);
     let summary = recording::write_profile(&set, base.as_ref(), &output)?;
-    tracing::info!(
-        "wrote {output:?}: {} syscalls recorded, {} newly allowed",
-        summary.recorded,
-        summary.allowed_new
-    );
+    tracing::info!("wrote {output:?}: {} syscalls recorded, {} newly allowed", summary.recorded, summary.allowed_new);
     Ok(code)
 }
 
 /// Forks CMD into new PID and mount namespaces, calls `ready` with its mount
 /// namespace before it may exec, and returns its pid.
-fn spawn_in_namespaces(
-    argv: &[CString],
-    ready: impl FnOnce(u32) -> Result<()>,
-) -> Result<(Pid, u32)> {
+fn spawn_in_namespaces(argv: &[CString], ready: impl FnOnce(u32) -> Result<()>) -> Result<(Pid, u32)> {
     let (to_parent_r, to_parent_w) = nix::unistd::pipe().context("failed to create a pipe")?;
     let (to_child_r, to_child_w) = nix::unistd::pipe().context("failed to create a pipe")?;
     // Our next child becomes PID 1 of a new PID namespace.
@@ -115,14 +100,10 @@ fn spawn_in_namespaces(
         ForkResult::Parent { child } => {
             drop((to_parent_w, to_child_r));
             let mut byte = [0u8; 1];
-            File::from(to_parent_r)
-                .read_exact(&mut byte)
-                .context("the command failed to set up its namespaces")?;
+            File::from(to_parent_r).read_exact(&mut byte).context("the command failed to set up its namespaces")?;
             let mntns = tracer::mount_namespace(child.as_raw())?;
             ready(mntns)?;
-            File::from(to_child_w)
-                .write_all(b"1")
-                .context("failed to start the command")?;
+            File::from(to_child_w).write_all(b"1").context("failed to start the command")?;
             Ok((child, mntns))
         }
     }
@@ -132,13 +113,7 @@ fn spawn_in_namespaces(
 /// namespace, so `ps` inside sees what a container would.
 fn enter_mount_namespace() -> nix::Result<()> {
     unshare(CloneFlags::CLONE_NEWNS)?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )?;
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)?;
     // Best effort: a missing /proc mount point only makes `ps` wrong.
     let _ = mount(
         Some("proc"),

@@ -23,7 +23,9 @@ pub enum StateError {
     Parse(#[source] serde_json::Error),
     #[error("the OCI state of container {id:?} has no pid: run the hook in the prestart stage")]
     NoPid { id: String },
-    #[error("container {id:?} has no {ANNOTATION} annotation: the hooks.d entry should only match containers that have it")]
+    #[error(
+        "container {id:?} has no {ANNOTATION} annotation: the hooks.d entry should only match containers that have it"
+    )]
     NoAnnotation { id: String },
     #[error(transparent)]
     Annotation(#[from] annotation::AnnotationError),
@@ -35,10 +37,7 @@ pub fn read(mut input: impl Read) -> Result<Container, StateError> {
     input.read_to_string(&mut raw).map_err(StateError::Read)?;
     let state: State = serde_json::from_str(&raw).map_err(StateError::Parse)?;
     let id = state.id().clone();
-    let pid = state
-        .pid()
-        .filter(|&p| p > 0)
-        .ok_or_else(|| StateError::NoPid { id: id.clone() })?;
+    let pid = state.pid().filter(|&p| p > 0).ok_or_else(|| StateError::NoPid { id: id.clone() })?;
     let value = state
         .annotations()
         .as_ref()
@@ -65,24 +64,11 @@ mod tests {
     #[test]
     fn errors_name_what_is_missing() {
         let no_pid = r#"{"ociVersion":"1.0.2","id":"abc","status":"created","bundle":"/b"}"#;
-        assert!(read(no_pid.as_bytes())
-            .unwrap_err()
-            .to_string()
-            .contains("has no pid"));
-        let no_annotation =
-            r#"{"ociVersion":"1.0.2","id":"abc","status":"created","pid":1,"bundle":"/b"}"#;
-        assert!(read(no_annotation.as_bytes())
-            .unwrap_err()
-            .to_string()
-            .contains("no io.containers.trace-syscall"));
-        assert!(read("not json".as_bytes())
-            .unwrap_err()
-            .to_string()
-            .contains("failed to parse the OCI state"));
+        assert!(read(no_pid.as_bytes()).unwrap_err().to_string().contains("has no pid"));
+        let no_annotation = r#"{"ociVersion":"1.0.2","id":"abc","status":"created","pid":1,"bundle":"/b"}"#;
+        assert!(read(no_annotation.as_bytes()).unwrap_err().to_string().contains("no io.containers.trace-syscall"));
+        assert!(read("not json".as_bytes()).unwrap_err().to_string().contains("failed to parse the OCI state"));
         let bad = r#"{"id":"abc","pid":1,"bundle":"/b","annotations":{"io.containers.trace-syscall":"of:rel"}}"#;
-        assert!(read(bad.as_bytes())
-            .unwrap_err()
-            .to_string()
-            .contains("not absolute"));
+        assert!(read(bad.as_bytes()).unwrap_err().to_string().contains("not absolute"));
     }
 }

@@ -106,8 +106,7 @@ impl SyscallSet {
             }
             out.abis.insert(abi);
             for &nr in numbers {
-                match ScmpSyscall::from(abi.libseccomp_number(nr)).get_name_by_arch(abi.scmp_arch())
-                {
+                match ScmpSyscall::from(abi.libseccomp_number(nr)).get_name_by_arch(abi.scmp_arch()) {
                     Ok(name) => {
                         out.names.insert(name);
                     }

@@ -21,8 +21,7 @@ mod skel {
 use skel::{types::syscall_set, RecorderSkel, RecorderSkelBuilder};
 
 // The BPF table has one row per ABI, in `Abi::ALL` order (bpf/recorder.h).
-const _: () =
-    assert!(size_of::<[[[u8; 32]; 32]; 3]>() == size_of::<[[[u8; 32]; 32]; Abi::ALL.len()]>());
+const _: () = assert!(size_of::<[[[u8; 32]; 32]; 3]>() == size_of::<[[[u8; 32]; 32]; Abi::ALL.len()]>());
 
 #[derive(Debug, Error)]
 pub enum TracerError {
@@ -33,21 +32,15 @@ pub enum TracerError {
     #[error("failed to find the mount namespace of pid {pid}: {source}")]
     Namespace { pid: i32, source: std::io::Error },
     #[error("failed to start recording mount namespace {mntns}: {source}")]
-    Watch {
-        mntns: u32,
-        source: libbpf_rs::Error,
-    },
+    Watch { mntns: u32, source: libbpf_rs::Error },
     #[error("failed to read the recording of mount namespace {mntns}: {source}")]
-    Collect {
-        mntns: u32,
-        source: libbpf_rs::Error,
-    },
+    Collect { mntns: u32, source: libbpf_rs::Error },
 }
 
 /// The identity the BPF program keys containers by (see recorder.bpf.c).
 pub fn mount_namespace(pid: i32) -> Result<u32, TracerError> {
-    let meta = std::fs::metadata(format!("/proc/{pid}/ns/mnt"))
-        .map_err(|source| TracerError::Namespace { pid, source })?;
+    let meta =
+        std::fs::metadata(format!("/proc/{pid}/ns/mnt")).map_err(|source| TracerError::Namespace { pid, source })?;
     // Namespace inode numbers are 32-bit in the kernel (ns_common.inum).
     Ok(meta.ino() as u32)
 }
@@ -62,15 +55,9 @@ impl<'obj> Tracer<'obj> {
     /// as long as the tracer lives.
     pub fn start(storage: &'obj mut MaybeUninit<OpenObject>) -> Result<Self, TracerError> {
         route_libbpf_logs();
-        let open = RecorderSkelBuilder::default()
-            .open(storage)
-            .map_err(|source| TracerError::Load { source })?;
+        let open = RecorderSkelBuilder::default().open(storage).map_err(|source| TracerError::Load { source })?;
         let skel = open.load().map_err(|source| TracerError::Load { source })?;
-        let link = skel
-            .progs
-            .record_syscall
-            .attach()
-            .map_err(|source| TracerError::Attach { source })?;
+        let link = skel.progs.record_syscall.attach().map_err(|source| TracerError::Attach { source })?;
         Ok(Tracer { skel, _link: link })
     }
 

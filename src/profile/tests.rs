@@ -58,24 +58,12 @@ fn baseline_rules_stay_first_and_verbatim() {
     let out = merge(Some(&base), &recorded(&["getpid", "read"], &[Abi::X86_64]));
     let out_json = serde_json::to_value(&out).unwrap();
     let base_rules = full_profile()["syscalls"].as_array().unwrap().clone();
-    assert_eq!(
-        out_json["syscalls"].as_array().unwrap()[..base_rules.len()],
-        base_rules[..]
-    );
-    for key in [
-        "defaultErrnoRet",
-        "flags",
-        "listenerPath",
-        "listenerMetadata",
-        "futureTopLevelField",
-    ] {
+    assert_eq!(out_json["syscalls"].as_array().unwrap()[..base_rules.len()], base_rules[..]);
+    for key in ["defaultErrnoRet", "flags", "listenerPath", "listenerMetadata", "futureTopLevelField"] {
         assert_eq!(out_json[key], full_profile()[key], "{key} kept");
     }
     // read is in the baseline already; only getpid is new.
-    assert_eq!(
-        out.syscalls.last().unwrap(),
-        &Rule::allow(vec!["getpid".into()])
-    );
+    assert_eq!(out.syscalls.last().unwrap(), &Rule::allow(vec!["getpid".into()]));
 }
 
 #[rstest]
@@ -94,10 +82,7 @@ fn a_name_in_any_baseline_rule_is_not_added_again(#[case] action: &str) {
         "syscalls": [{"names": ["mkdir"], "action": action}]
     }));
     base.validate().unwrap();
-    let out = merge(
-        Some(&base),
-        &recorded(&["mkdir", "exit_group"], &[Abi::X86_64]),
-    );
+    let out = merge(Some(&base), &recorded(&["mkdir", "exit_group"], &[Abi::X86_64]));
     assert_eq!(out.syscalls.len(), 2);
     assert_eq!(out.syscalls[0], base.syscalls[0]);
     assert_eq!(out.syscalls[1], Rule::allow(vec!["exit_group".into()]));
@@ -111,10 +96,7 @@ fn a_name_in_a_rule_with_args_blocks_the_plain_allow() {
                       "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]
     }));
     let out = merge(Some(&base), &recorded(&["personality"], &[Abi::X86_64]));
-    assert_eq!(
-        out.syscalls, base.syscalls,
-        "the args-restricted rule is not widened"
-    );
+    assert_eq!(out.syscalls, base.syscalls, "the args-restricted rule is not widened");
 }
 
 #[test]
@@ -139,20 +121,10 @@ fn nothing_new_means_no_empty_allow_rule() {
 
 #[test]
 fn without_baseline_names_are_sorted_in_one_allow_rule() {
-    let out = merge(
-        None,
-        &recorded(&["write", "exit_group", "read"], &[Abi::X86_64]),
-    );
+    let out = merge(None, &recorded(&["write", "exit_group", "read"], &[Abi::X86_64]));
     assert_eq!(out.default_action, ACT_ERRNO);
     assert_eq!(out.architectures, Some(vec!["SCMP_ARCH_X86_64".into()]));
-    assert_eq!(
-        out.syscalls,
-        vec![Rule::allow(vec![
-            "exit_group".into(),
-            "read".into(),
-            "write".into()
-        ])]
-    );
+    assert_eq!(out.syscalls, vec![Rule::allow(vec!["exit_group".into(), "read".into(), "write".into()])]);
 }
 
 #[rstest]
@@ -179,10 +151,7 @@ fn arch_map_baseline_gets_recorded_abis_in_its_native_entry() {
         "archMap": [{"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]}]
     }));
     let out = merge(Some(&base), &recorded(&["read"], &[Abi::X86_64, Abi::X86]));
-    assert_eq!(
-        out.architectures, None,
-        "podman refuses architectures next to archMap"
-    );
+    assert_eq!(out.architectures, None, "podman refuses architectures next to archMap");
     let map = out.arch_map.unwrap();
     assert_eq!(map[0], base.arch_map.unwrap()[0]);
     assert_eq!(map[1].architecture, "SCMP_ARCH_X86_64");
@@ -204,10 +173,7 @@ fn arch_map_baseline_gets_recorded_abis_in_its_native_entry() {
 #[case::empty_name(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": [""], "action": "SCMP_ACT_ALLOW"}]}), "empty syscall name")]
 fn invalid_profiles_are_refused(#[case] value: serde_json::Value, #[case] message: &str) {
     let err = parse(value).validate().unwrap_err();
-    assert!(
-        err.to_string().contains(message),
-        "{err} should contain {message}"
-    );
+    assert!(err.to_string().contains(message), "{err} should contain {message}");
 }
 
 #[test]
@@ -219,10 +185,7 @@ fn missing_default_action_does_not_parse() {
 fn merge_output_is_valid_for_every_baseline_shape() {
     let outs = [
         merge(None, &recorded(&["read"], &[Abi::X86_64])),
-        merge(
-            Some(&parse(full_profile())),
-            &recorded(&["read", "getpid"], &[Abi::X86]),
-        ),
+        merge(Some(&parse(full_profile())), &recorded(&["read", "getpid"], &[Abi::X86])),
     ];
     for out in outs {
         out.validate().unwrap();

@@ -1,0 +1,12 @@
+//! Integration tests: the root tests of the recording engine on the host
+//! kernel (`record`), and podman end to end under runc and crun.
+//!
+//! They run as root (CI is root); without root each test prints
+//! `SKIPPED: <test>: <reason>` and returns. The same binary runs inside the
+//! VM kernel matrix (`just vm-test`).
+
+mod support;
+
+mod podman_errors;
+mod podman_profiles;
+mod record;

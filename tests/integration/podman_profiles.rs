@@ -1,0 +1,275 @@
+//! Podman end to end: every profile the hook writes is replayed with
+//! `--security-opt seccomp=` and must give the same output and exit code.
+//! Each scenario runs under runc and under crun.
+
+use std::time::Duration;
+
+use rstest::rstest;
+use serde_json::{json, Value};
+
+use crate::support::{allowed, architectures, assert_same, names_with, skip, stderr, stdout, wait_for_profile, Podman};
+
+const PROBE: &str = "/usr/local/bin/sysprobe";
+const PROBE32: &str = "/usr/local/bin/sysprobe32";
+const UNUSUAL: [&str; 5] = ["personality", "sched_get_priority_max", "getcpu", "times", "sysinfo"];
+
+fn assert_contains_all(names: &[String], wanted: &[&str]) {
+    for w in wanted {
+        assert!(names.iter().any(|n| n == w), "{w} missing from {names:?}");
+    }
+}
+
+fn assert_denied(o: &std::process::Output, what: &str) {
+    let text = format!("{}{}", stdout(o), stderr(o));
+    assert!(!o.status.success() && text.contains("Operation not permitted"), "{what} should be denied: {text}");
+}
+
+#[rstest]
+#[case::runc("runc")]
+#[case::crun("crun")]
+fn true_replays(#[case] runtime: &'static str) {
+    let Some(p) = Podman::new(runtime) else { return };
+    let profile = p.trace_and_replay(&["/bin/true"]);
+    assert_eq!(profile["defaultAction"], "SCMP_ACT_ERRNO");
+    assert_contains_all(&allowed(&profile), &["execve", "exit_group"]);
+}
+
+#[rstest]
+#[case::runc("runc")]
+#[case::crun("crun")]
+fn echo_replays(#[case] runtime: &'static str) {
+    let Some(p) = Podman::new(runtime) else { return };
+    let profile = p.trace_and_replay(&["/bin/echo", "hello"]);
+    assert_contains_all(&allowed(&profile), &["write"]);
+}
+
+#[rstest]
+#[case::runc("runc")]
+#[case::crun("crun")]
+fn unusual_syscalls_replay_and_fail_outside_the_profile(#[case] runtime: &'static str) {
+    let Some(p) = Podman::new(runtime) else { return };
+    let profile = p.trace_and_replay(&[PROBE, "unusual"]);
+    assert_contains_all(&allowed(&profile), &UNUSUAL);
+
+    let small = p.path("true.json");
+    let (small_profile, _) = p.trace(None, &small, &["/bin/true"]);
+    assert!(!allowed(&small_profile).contains(&"sysinfo".to_string()));
+    assert_denied(&p.replay(&small, &[PROBE, "unusual"]), "a syscall outside the profile");
+}
+
+#[rstest]
+#[case::runc("runc")]
+#[case::crun("crun")]
+fn a_syscall_made_once_is_recorded(#[case] runtime: &'static str) {
+    let Some(p) = Podman::new(runtime) else { return };
+    let profile = p.trace_and_replay(&[PROBE, "once"]);
+    assert_contains_all(&allowed(&profile), &["sched_get_priority_min"]);
+}
+
+#[rstest]
+#[case::runc("runc")]
+#[case::crun("crun")]
+fn compat_32bit_process_replays(#[case] runtime: &'static str) {
+    let Some(p) = Podman::new(runtime) else { return };
+    let profile = p.trace_and_replay(&[PROBE32, "getpid"]);
+    assert!(architectures(&profile).contains(&"SCMP_ARCH_X86".to_string()), "{profile}");
+    let names = allowed(&profile);
+    assert_contains_all(&names, &["getpid", "set_thread_area"]);
+}
+
+#[rstest]
+#[case::runc("runc")]
+#[case::crun("crun")]
+fn extend_an_existing_profile(#[case] runtime: &'static str) {
+    let Some(p) = Podman::new(runtime) else { return };
+    let base = p.path("base.json");
+    let (base_profile, _) = p.trace(None, &base, &["/bin/true"]);
+    let out = p.path("extended.json");
+    let (extended, _) = p.trace(Some(&base), &out, &[PROBE, "unusual"]);
+
+    let base_rules = base_profile["syscalls"].as_array().unwrap();
+    assert_eq!(&extended["syscalls"].as_array().unwrap()[..base_rules.len()], &base_rules[..], "base rules first");
+    let names = allowed(&extended);
+    assert_contains_all(&names, &UNUSUAL);
+    for n in allowed(&base_profile) {
+        assert!(names.contains(&n), "{n} of the base lost");
+    }
+    let o = p.replay(&out, &[PROBE, "unusual"]);
+    assert_eq!(stdout(&o), "unusual: ok\n", "{}", stderr(&o));
+}
+
+#[rstest]
+#[case::runc("runc")]
+#[case::crun("crun")]
+fn blocked_in_the_input_stays_blocked(#[case] runtime: &'static str) {
+    let Some(p) = Podman::new(runtime) else { return };
+    let cmd = ["/bin/mkdir", "/tmp/newdir"];
+    let recorded = p.path("mkdir.json");
+    let (mut profile, _) = p.trace(None, &recorded, &cmd);
+    let blocked = ["mkdir", "mkdirat"];
+    assert!(allowed(&profile).iter().any(|n| blocked.contains(&n.as_str())), "mkdir recorded: {profile}");
+
+    // The baseline: what mkdir needs, but with mkdir itself blocked.
+    for rule in profile["syscalls"].as_array_mut().unwrap() {
+        rule["names"].as_array_mut().unwrap().retain(|n| !blocked.contains(&n.as_str().unwrap()));
+    }
+    profile["syscalls"].as_array_mut().unwrap().insert(0, json!({"names": blocked, "action": "SCMP_ACT_ERRNO"}));
+    let base = p.path("base.json");
+    std::fs::write(&base, serde_json::to_vec(&profile).unwrap()).unwrap();
+
+    let out = p.path("out.json");
+    let (merged, _) = p.trace(Some(&base), &out, &cmd);
+    let names = allowed(&merged);
+    assert!(!names.iter().any(|n| blocked.contains(&n.as_str())), "blocked names re-allowed: {names:?}");
+    assert_eq!(names_with(&merged, "SCMP_ACT_ERRNO"), blocked);
+    assert_denied(&p.replay(&out, &cmd), "mkdir blocked by the baseline");
+}
+
+/// Starts `sleep` detached with the annotation, returns its name.
+fn start_sleeper(p: &Podman, out: &std::path::Path, extra: &[&str]) -> String {
+    let name = format!("seccomp-test-{}-{}", p.runtime, std::process::id());
+    let annotation = format!("io.containers.trace-syscall=of:{}", out.display());
+    let mut args = vec!["run", "-d", "--name", &name, "--network", "none", "--runtime", p.runtime];
+    args.extend_from_slice(&["--annotation", &annotation]);
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[crate::support::IMAGE, "/bin/sleep", "1000"]);
+    let o = p.podman(&args);
+    assert!(o.status.success(), "podman run -d: {}", stderr(&o));
+    name
+}
+
+#[rstest]
+#[case::runc("runc")]
+#[case::crun("crun")]
+fn podman_exec_is_recorded(#[case] runtime: &'static str) {
+    let Some(p) = Podman::new(runtime) else { return };
+    let out = p.path("exec.json");
+    let name = start_sleeper(&p, &out, &[]);
+    let o = p.podman(&["exec", &name, PROBE, "unusual"]);
+    assert_eq!(stdout(&o), "unusual: ok\n", "{}", stderr(&o));
+    assert!(p.podman(&["rm", "-f", "-t", "0", &name]).status.success());
+    let profile = wait_for_profile(&out);
+    assert_contains_all(&allowed(&profile), &UNUSUAL);
+
+    // Replay: the same container and exec under the profile.
+    let opt = format!("seccomp={}", out.display());
+    let name2 = format!("{name}-replay");
+    let o = p.podman(&[
+        "run",
+        "-d",
+        "--name",
+        &name2,
+        "--network",
+        "none",
+        "--runtime",
+        runtime,
+        "--security-opt",
+        &opt,
+        crate::support::IMAGE,
+        "/bin/sleep",
+        "1000",
+    ]);
+    assert!(o.status.success(), "replay start: {}", stderr(&o));
+    let o = p.podman(&["exec", &name2, PROBE, "unusual"]);
+    p.podman(&["rm", "-f", "-t", "0", &name2]);
+    assert_eq!(stdout(&o), "unusual: ok\n", "exec under the profile: {}", stderr(&o));
+}
+
+#[rstest]
+#[case::runc("runc")]
+#[case::crun("crun")]
+fn a_killed_container_still_gets_its_profile(#[case] runtime: &'static str) {
+    let Some(p) = Podman::new(runtime) else { return };
+    let out = p.path("killed.json");
+    let name = start_sleeper(&p, &out, &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(p.podman(&["kill", "-s", "KILL", &name]).status.success());
+    let profile = wait_for_profile(&out);
+    p.podman(&["rm", "-f", &name]);
+    let names = allowed(&profile);
+    assert!(names.iter().any(|n| n.contains("nanosleep")), "sleep's nanosleep missing: {names:?}");
+
+    // Replay: the same container starts and sleeps under the profile until
+    // it is killed (it never reached exit_group the first time either).
+    let opt = format!("seccomp={}", out.display());
+    let name2 = format!("{name}-replay");
+    let o = p.podman(&[
+        "run",
+        "-d",
+        "--name",
+        &name2,
+        "--network",
+        "none",
+        "--runtime",
+        runtime,
+        "--security-opt",
+        &opt,
+        crate::support::IMAGE,
+        "/bin/sleep",
+        "1000",
+    ]);
+    assert!(o.status.success(), "replay start: {}", stderr(&o));
+    std::thread::sleep(Duration::from_millis(500));
+    let state = p.podman(&["inspect", "-f", "{{.State.Status}}", &name2]);
+    p.podman(&["rm", "-f", "-t", "0", &name2]);
+    assert_eq!(stdout(&state).trim(), "running", "sleep under its profile");
+}
+
+#[rstest]
+#[case::runc("runc")]
+#[case::crun("crun")]
+fn pid_host_container_replays(#[case] runtime: &'static str) {
+    let Some(p) = Podman::new(runtime) else { return };
+    let out = p.path("pidhost.json");
+    let cmd = [PROBE, "unusual"];
+    let first = p.trace_with(&format!("of:{}", out.display()), &["--pid=host"], &cmd);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let profile = wait_for_profile(&out);
+    assert_contains_all(&allowed(&profile), &UNUSUAL);
+    let opt = format!("seccomp={}", out.display());
+    let again = p.run(&["--pid=host", "--security-opt", &opt], &cmd);
+    assert_same(&first, &again, &cmd);
+}
+
+#[rstest]
+#[case::runc("runc")]
+#[case::crun("crun")]
+fn without_rm_the_profile_is_written_too(#[case] runtime: &'static str) {
+    let Some(p) = Podman::new(runtime) else { return };
+    let out = p.path("norm.json");
+    let name = format!("seccomp-norm-{runtime}-{}", std::process::id());
+    let annotation = format!("io.containers.trace-syscall=of:{}", out.display());
+    let o = p.podman(&[
+        "run",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "--runtime",
+        runtime,
+        "--annotation",
+        &annotation,
+        crate::support::IMAGE,
+        "/bin/echo",
+        "kept",
+    ]);
+    p.podman(&["rm", "-f", &name]);
+    assert_eq!(stdout(&o), "kept\n");
+    let profile: Value = wait_for_profile(&out);
+    assert_contains_all(&allowed(&profile), &["write"]);
+}
+
+#[test]
+fn log_lines_reach_the_journal() {
+    if !std::path::Path::new("/run/systemd/journal/socket").exists() {
+        skip!("no systemd journal runs on this machine (/run/systemd/journal/socket)");
+    }
+    let Some(p) = Podman::new("runc") else { return };
+    let out = p.path("journal.json");
+    p.trace(None, &out, &["/bin/true"]);
+    let o = std::process::Command::new("journalctl")
+        .args(["-t", "oci-seccomp-bpf-hook", "--since", "-60s", "--no-pager"])
+        .output()
+        .unwrap();
+    assert!(stdout(&o).contains(&out.display().to_string()), "journal: {}", stdout(&o));
+}

@@ -1,0 +1,197 @@
+//! What every integration test needs: the hook binary, the fixtures, a
+//! podman wired to this build's hook, and honest skips.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const IMAGE: &str = "localhost/seccomp-fixture:latest";
+pub const ANNOTATION: &str = "io.containers.trace-syscall";
+
+/// Skips the calling test, saying why, in the form the VM harness counts.
+macro_rules! skip {
+    ($($reason:tt)*) => {{
+        println!("SKIPPED: {}: {}", crate::support::test_name(), format!($($reason)*));
+        return;
+    }};
+}
+pub(crate) use skip;
+
+pub fn test_name() -> String {
+    std::thread::current().name().unwrap_or("?").to_string()
+}
+
+pub fn hook_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_oci-seccomp-bpf-hook"))
+}
+
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A static fixture program built by tests/fixtures/images.sh.
+pub fn fixture(name: &str) -> PathBuf {
+    let path = repo_root().join("target/fixtures").join(name);
+    assert!(path.exists(), "{path:?} is missing: run `bash tests/fixtures/images.sh` (or `just fixtures`) first");
+    path
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The tracer writes the profile right after the container's init exits,
+/// which can be a moment after podman returns. The write is atomic, so the
+/// file either is complete or is not there.
+pub fn wait_for_profile(path: &Path) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "no profile at {path:?} 20 s after the container exited");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?} is not JSON ({e}): {text}"))
+}
+
+/// The names of the profile's rules with `action`.
+pub fn names_with(profile: &Value, action: &str) -> Vec<String> {
+    profile["syscalls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["action"] == action)
+        .flat_map(|r| r["names"].as_array().into_iter().flatten())
+        .map(|n| n.as_str().unwrap().to_string())
+        .collect()
+}
+
+pub fn allowed(profile: &Value) -> Vec<String> {
+    names_with(profile, "SCMP_ACT_ALLOW")
+}
+
+pub fn architectures(profile: &Value) -> Vec<String> {
+    profile["architectures"].as_array().into_iter().flatten().map(|a| a.as_str().unwrap().to_string()).collect()
+}
+
+/// Podman, configured by tests/fixtures/containers.conf, running this
+/// build's hook from a private hooks.d folder.
+pub struct Podman {
+    pub runtime: &'static str,
+    hooks: TempDir,
+    pub work: TempDir,
+}
+
+impl Podman {
+    /// None (after printing why) when podman tests cannot run here.
+    pub fn new(runtime: &'static str) -> Option<Podman> {
+        if !is_root() {
+            println!("SKIPPED: {}: podman tests need root (the hook refuses rootless containers)", test_name());
+            return None;
+        }
+        let hooks = tempfile::tempdir().unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let log = format!("OCI_SECCOMP_BPF_HOOK_LOG_FILE={}", work.path().join("hook.log").display());
+        let entry = serde_json::json!({
+            "version": "1.0.0",
+            "hook": {"path": hook_bin(), "args": ["oci-seccomp-bpf-hook", "-s"], "env": [log]},
+            "when": {"annotations": {"^io\\.containers\\.trace-syscall$": ".*"}},
+            "stages": ["prestart"],
+        });
+        std::fs::write(hooks.path().join("oci-seccomp-bpf-hook.json"), entry.to_string()).unwrap();
+        let podman = Podman { runtime, hooks, work };
+        let image = podman.podman(&["image", "exists", IMAGE]);
+        assert!(image.status.success(), "fixture image {IMAGE} is missing: run `bash tests/fixtures/images.sh` first");
+        Some(podman)
+    }
+
+    /// What the hook and its tracer logged (their log file; the journal
+    /// takes it instead where one runs).
+    pub fn hook_log(&self) -> String {
+        if Path::new("/run/systemd/journal/socket").exists() {
+            let o = Command::new("journalctl").args(["-t", "oci-seccomp-bpf-hook", "--since", "-120s"]).output();
+            return o.map(|o| stdout(&o)).unwrap_or_default();
+        }
+        std::fs::read_to_string(self.path("hook.log")).unwrap_or_default()
+    }
+
+    /// A path in this test's scratch folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    pub fn podman(&self, args: &[&str]) -> Output {
+        Command::new("podman")
+            .env("CONTAINERS_CONF", repo_root().join("tests/fixtures/containers.conf"))
+            .arg("--hooks-dir")
+            .arg(self.hooks.path())
+            .args(args)
+            .output()
+            .expect("podman runs")
+    }
+
+    /// `podman run --rm` of the fixture image with extra options.
+    pub fn run(&self, options: &[&str], cmd: &[&str]) -> Output {
+        let mut args = vec!["run", "--rm", "--network", "none", "--runtime", self.runtime];
+        args.extend_from_slice(options);
+        args.push(IMAGE);
+        args.extend_from_slice(cmd);
+        self.podman(&args)
+    }
+
+    /// Runs `cmd` traced with `annotation` and returns podman's output.
+    pub fn trace_with(&self, annotation: &str, options: &[&str], cmd: &[&str]) -> Output {
+        let a = format!("{ANNOTATION}={annotation}");
+        let mut opts = vec!["--annotation", a.as_str()];
+        opts.extend_from_slice(options);
+        self.run(&opts, cmd)
+    }
+
+    /// Traces `cmd` into `out` (optionally extending `base`); asserts the run
+    /// succeeded and returns the profile with podman's output.
+    pub fn trace(&self, base: Option<&Path>, out: &Path, cmd: &[&str]) -> (Value, Output) {
+        let annotation = match base {
+            Some(b) => format!("if:{};of:{}", b.display(), out.display()),
+            None => format!("of:{}", out.display()),
+        };
+        let o = self.trace_with(&annotation, &[], cmd);
+        assert!(o.status.success(), "traced run of {cmd:?} failed: {}{}", stdout(&o), stderr(&o));
+        (wait_for_profile(out), o)
+    }
+
+    /// Runs `cmd` under the seccomp profile `profile`.
+    pub fn replay(&self, profile: &Path, cmd: &[&str]) -> Output {
+        let opt = format!("seccomp={}", profile.display());
+        self.run(&["--security-opt", &opt], cmd)
+    }
+
+    /// Traces `cmd`, then replays it under the profile and asserts it
+    /// behaves the same (output and exit code). Returns the profile.
+    pub fn trace_and_replay(&self, cmd: &[&str]) -> Value {
+        let out = self.path("profile.json");
+        let (profile, first) = self.trace(None, &out, cmd);
+        assert!(!allowed(&profile).is_empty(), "empty profile for {cmd:?}: {profile}");
+        let again = self.replay(&out, cmd);
+        assert_same(&first, &again, cmd);
+        profile
+    }
+}
+
+pub fn assert_same(first: &Output, again: &Output, cmd: &[&str]) {
+    assert_eq!(
+        (again.status.code(), stdout(again)),
+        (first.status.code(), stdout(first)),
+        "{cmd:?} behaves differently under its own profile; stderr: {}",
+        stderr(again)
+    );
+}
