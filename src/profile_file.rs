@@ -126,7 +126,7 @@ mod tests {
             r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":[],"action":"SCMP_ACT_ALLOW"}]}"#,
         )
         .unwrap();
-        let e = load_baseline(&invalid).unwrap_err().to_string();
+        let e = format!("{:#}", anyhow::Error::from(load_baseline(&invalid).unwrap_err()));
         assert!(e.contains("invalid.json") && e.contains("names no syscall"), "{e}");
     }
 

@@ -111,7 +111,7 @@ mod tests {
         assert!(script.contains("image='/t/images.tar'\n"));
         assert!(script.contains("cd '/work/main' ||"));
         assert!(script.contains(
-            "env -i PATH=\"$PATH\" HOME=\"$HOME\" CONTAINERS_CONF=\"$CONTAINERS_CONF\" \
+            "/usr/bin/env -i PATH=\"$PATH\" HOME=\"$HOME\" CONTAINERS_CONF=\"$CONTAINERS_CONF\" \
              'RUST_BACKTRACE=1' '/t/integration-abc' '--test-threads=1' 'a b' >"
         ));
         for placeholder in ["@IMAGE_ARCHIVE@", "@WORKDIR@", "@ENV@", "@COMMAND@"] {

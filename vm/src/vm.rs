@@ -138,8 +138,13 @@ fn spawn(cfg: &VmConfig, out_dir: &Path) -> Result<Child, String> {
     let log_path = out_dir.join("qemu.log");
     let log = File::create(&log_path).map_err(|e| format!("failed to create {}: {e}", log_path.display()))?;
     let log2 = log.try_clone().map_err(|e| format!("failed to share {}: {e}", log_path.display()))?;
+    let args = qemu::command_line(cfg);
+    // Kept so a failing boot can be rerun by hand, exactly.
+    let cmdline: Vec<String> = std::iter::once(qemu::QEMU.to_owned()).chain(args.iter().map(|a| guest::quote(a))).collect();
+    let cmdline_path = out_dir.join("qemu.cmdline");
+    std::fs::write(&cmdline_path, cmdline.join(" ") + "\n").map_err(|e| format!("failed to write {}: {e}", cmdline_path.display()))?;
     Command::new(qemu::QEMU)
-        .args(qemu::command_line(cfg))
+        .args(args)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2)

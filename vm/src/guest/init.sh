@@ -52,5 +52,5 @@ mkdir -p /newroot/vm-harness
 mount_9p harness cache=none /newroot/vm-harness
 
 umount /proc /sys /dev
-exec switch_root /newroot /bin/sh /vm-harness/run.sh
+exec switch_root /newroot /bin/busybox sh /vm-harness/run.sh
 fail "switch_root"
