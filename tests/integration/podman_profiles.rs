@@ -273,3 +273,43 @@ fn log_lines_reach_the_journal() {
         .unwrap();
     assert!(stdout(&o).contains(&out.display().to_string()), "journal: {}", stdout(&o));
 }
+
+/// Pids of tracer processes recording the container `id`.
+fn tracers_of(id: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if args.get(1) == Some(&&b"trace"[..]) && args.contains(&id.as_bytes()) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[rstest]
+#[case::runc("runc")]
+#[case::crun("crun")]
+fn the_tracer_is_detached_and_exits_after_writing(#[case] runtime: &'static str) {
+    let Some(p) = Podman::new(runtime) else { return };
+    let out = p.path("detached.json");
+    let name = start_sleeper(&p, &out, &[]);
+    let id = stdout(&p.podman(&["inspect", "-f", "{{.Id}}", &name])).trim().to_string();
+    let tracers = tracers_of(&id);
+    assert_eq!(tracers.len(), 1, "one tracer for container {id}");
+    let pid = tracers[0];
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for line in cgroups.lines() {
+        assert!(line.ends_with(":/"), "tracer not in a root cgroup: {line}");
+    }
+    let sid = nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(pid))).unwrap();
+    assert_eq!(sid.as_raw(), pid, "the tracer leads its own session");
+    assert!(p.podman(&["rm", "-f", "-t", "0", &name]).status.success());
+    wait_for_profile(&out);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(std::time::Instant::now() < deadline, "tracer {pid} still running after writing the profile");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

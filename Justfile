@@ -1,0 +1,64 @@
+# oci-seccomp-bpf-hook: every task, one recipe each. CI runs `just test`.
+# Recipes that touch BPF or podman need root (CI is root).
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+export CONTAINERS_CONF := justfile_directory() / "tests/fixtures/containers.conf"
+
+# List the recipes.
+default:
+    @just --list
+
+# Build the hook (debug).
+build:
+    cargo build --locked
+
+# Build the hook (release).
+build-release:
+    cargo build --locked --release
+
+# Apply the host fixes podman needs here and build the fixture image.
+fixtures:
+    bash tests/fixtures/host-setup.sh
+    bash tests/fixtures/images.sh
+
+# Record a fixture container's profile, print it, and replay the container under it.
+demo: build-release fixtures
+    bash scripts/demo.sh target/release/oci-seccomp-bpf-hook
+
+# Everything CI runs: lint, pure tests, root + podman tests on this kernel, VMs on the oldest and newest kernels.
+test: lint test-unit test-host (vm-test "5.10" "7.3")
+
+# Pure tests: any machine, no root.
+test-unit:
+    cargo test --locked --lib --bins
+
+# Root tests on the host kernel: the BPF engine (`record`) and podman end to end, runc and crun.
+test-host: fixtures
+    cargo test --locked --test integration -- --test-threads=2
+
+# The integration suite on Linux kernels under QEMU (all of vm/KERNELS when none given), e.g. `just vm-test 5.10`.
+vm-test *KERNELS: fixtures
+    bash tests/fixtures/images.sh --save target/fixtures/images.tar
+    bin=$(cargo test --locked --test integration --no-run --message-format=json \
+        | jq -r 'select(.executable != null and .target.name == "integration") | .executable'); \
+    cargo run --locked --release -p vm-harness -- matrix {{KERNELS}} \
+        --image-archive target/fixtures/images.tar -- "$bin" --test-threads=1 --nocapture
+
+# Benchmarks against the targets; writes bench/RESULTS.md.
+bench: build-release fixtures
+    cargo run --locked --release -p bench -- --out bench/RESULTS.md
+
+# fmt, clippy (warnings are errors) and clang-format for bpf/.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --locked --workspace --all-targets -- -D warnings
+    clang-format --dry-run --Werror bpf/*.c bpf/*.h
+
+# Install the binary, the hooks.d entry and the man page under PREFIX.
+install PREFIX="/usr": build-release
+    install -D -m 755 target/release/oci-seccomp-bpf-hook "{{PREFIX}}/libexec/oci/hooks.d/oci-seccomp-bpf-hook"
+    mkdir -p "{{PREFIX}}/share/containers/oci/hooks.d" "{{PREFIX}}/share/man/man1"
+    sed 's|/usr/libexec/oci/hooks.d/|{{PREFIX}}/libexec/oci/hooks.d/|' hooks.d/oci-seccomp-bpf-hook.json \
+        > "{{PREFIX}}/share/containers/oci/hooks.d/oci-seccomp-bpf-hook.json"
+    target/release/oci-seccomp-bpf-hook man > "{{PREFIX}}/share/man/man1/oci-seccomp-bpf-hook.1"
