@@ -2,9 +2,14 @@
 /*
  * Records which syscalls the traced containers make.
  *
- * One program on the syscall-entry tracepoint. Every task on the host runs
- * it, so the untraced path is kept to a namespace lookup and one hash probe;
- * everything else (naming, merging, writing) happens in user space at exit.
+ * One program on the syscall-entry tracepoint, shared by every tracer: the
+ * first tracer loads it and pins its link and map in bpffs, the others add
+ * their container to the map, the last one out unpins them (src/tracer.rs).
+ * Each attached program would add the tracepoint's full cost to every
+ * syscall on the host, so one program for all keeps that cost flat however
+ * many containers are traced. Every task on the host runs it, so the
+ * untraced path is kept to a namespace read and one hash probe; everything
+ * else (naming, merging, writing) happens in user space at exit.
  */
 #include "vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
@@ -30,9 +35,12 @@
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
+	__uint(max_entries, 4096);
+	/* Records are added by user space only, so allocating them on insert
+	 * is safe and an idle map costs no kernel memory. */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
-	__type(value, struct syscall_set);
+	__type(value, struct container_record);
 } containers SEC(".maps");
 
 static __always_inline __u32 task_mntns(struct task_struct *task)
@@ -44,7 +52,7 @@ SEC("tp_btf/sys_enter")
 int BPF_PROG(record_syscall, struct pt_regs *regs, long id)
 {
 	struct task_struct *task;
-	struct syscall_set *set;
+	struct container_record *set;
 	__u32 mntns, status, nr;
 	__u32 abi = ABI_X86_64;
 

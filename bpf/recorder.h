@@ -23,14 +23,21 @@ enum recorded_abi {
 #define SLOT_ROW 32
 
 /*
- * What one container did: seen[abi][nr / 32][nr % 32] is 1 once syscall nr
- * entered. A byte per syscall rather than a bit: setting it is a plain store,
- * which needs no BPF atomic OR (absent on 5.10) and races harmlessly.
+ * One traced container: what it did, and which tracer registered it.
+ *
+ * seen[abi][nr / 32][nr % 32] is 1 once syscall nr entered. A byte per
+ * syscall rather than a bit: setting it is a plain store, which needs no BPF
+ * atomic OR (absent on 5.10) and races harmlessly.
  */
-struct syscall_set {
+struct container_record {
 	__u8 seen[ABI_COUNT][SYSCALL_SLOTS / SLOT_ROW][SLOT_ROW];
 	/* Entries whose number is outside the table (e.g. syscall(-1)). */
 	__u64 out_of_range;
+	/* Written by user space only: the registering tracer's pid and start
+	 * time (/proc/PID/stat field 22), so that the next tracer can remove
+	 * the record of one that died without cleaning up. */
+	__u32 owner_pid;
+	__u64 owner_start_time;
 };
 
 #endif /* __RECORDER_H__ */

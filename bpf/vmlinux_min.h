@@ -32,6 +32,10 @@ enum bpf_map_type {
 	BPF_MAP_TYPE_HASH = 1,
 };
 
+enum {
+	BPF_F_NO_PREALLOC = 1,
+};
+
 /* Only used for bpf_core_enum_value_exists(): does this kernel know the helper? */
 enum bpf_func_id {
 	BPF_FUNC_get_current_task_btf = 158,

@@ -7,13 +7,10 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::mem::MaybeUninit;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-
-use libbpf_rs::OpenObject;
 
 use crate::exit_watch::{pidfd_open, wait_for_exit, Ended};
 use crate::profile::Profile;
@@ -38,8 +35,7 @@ pub fn run(session: &Session) -> Result<()> {
     // SAFETY: the hook passes the write end of its pipe at this number and
     // nothing else in this process owns it.
     let mut ready = File::from(unsafe { OwnedFd::from_raw_fd(session.ready_fd) });
-    let mut storage = MaybeUninit::uninit();
-    let started = match start(session, &mut storage) {
+    let started = match start(session) {
         Ok(started) => started,
         Err(e) => {
             // The hook prints this and fails the container start.
@@ -73,15 +69,15 @@ pub fn run(session: &Session) -> Result<()> {
     Ok(())
 }
 
-struct Started<'obj> {
+struct Started {
     pidfd: OwnedFd,
     mntns: u32,
     base: Option<Profile>,
-    tracer: Tracer<'obj>,
+    tracer: Tracer,
 }
 
 /// Everything up to "recording is on"; any error here fails the container start.
-fn start<'obj>(session: &Session, storage: &'obj mut MaybeUninit<OpenObject>) -> Result<Started<'obj>> {
+fn start(session: &Session) -> Result<Started> {
     leave_container_cgroups();
     // The container's init cannot exit before the hook returns, and the hook
     // waits for us: this pidfd refers to the right process.
@@ -89,7 +85,7 @@ fn start<'obj>(session: &Session, storage: &'obj mut MaybeUninit<OpenObject>) ->
     let mntns = tracer::mount_namespace(session.pid)?;
     let base = session.input.as_deref().map(profile_file::load_baseline).transpose()?;
     profile_file::check_output(&session.output)?;
-    let tracer = Tracer::start(storage)?;
+    let mut tracer = Tracer::start()?;
     tracer.watch(mntns)?;
     Ok(Started { pidfd, mntns, base, tracer })
 }

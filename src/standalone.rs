@@ -6,7 +6,6 @@
 use std::ffi::{CString, OsString};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::mem::MaybeUninit;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
@@ -46,8 +45,7 @@ pub fn run(args: &Record) -> Result<i32> {
         bail!("no command given: use `record -o OUT -- CMD [ARGS...]`");
     }
 
-    let mut storage = MaybeUninit::uninit();
-    let tracer = Tracer::start(&mut storage)?;
+    let mut tracer = Tracer::start()?;
     let (child, mntns) = spawn_in_namespaces(&argv, |mntns| tracer.watch(mntns).map_err(Into::into))?;
 
     let pidfd = pidfd_open(child.as_raw()).context("failed to watch the command")?;
