@@ -191,7 +191,7 @@ fn load_and_pin(pins: &Path) -> Result<MapHandle, TracerError> {
 }
 
 fn ensure_bpffs() -> anyhow::Result<()> {
-    let is_bpffs = nix::sys::statfs::statfs(BPFFS).map(|s| s.filesystem_type().0 as i64 == BPF_FS_MAGIC);
+    let is_bpffs = nix::sys::statfs::statfs(BPFFS).map(|s| s.filesystem_type().0 == BPF_FS_MAGIC);
     if !matches!(is_bpffs, Ok(true)) {
         nix::mount::mount(Some("bpf"), BPFFS, Some("bpf"), nix::mount::MsFlags::empty(), None::<&str>)
             .map_err(|e| anyhow::anyhow!("failed to mount bpffs at {BPFFS}: {e}"))?;
