@@ -179,13 +179,24 @@ impl Profile {
     }
 }
 
+/// Syscalls the kernel makes a process call at moments no recording can
+/// predict: returning from a signal handler, and resuming a syscall a
+/// signal interrupted. A run that got no signal misses them, and a replay
+/// that gets one dies (runc's Go init takes preemption signals at random:
+/// without rt_sigreturn it crashed in 5 of 60 replays here). Every profile
+/// allows them, unless the baseline names them.
+pub const SIGNAL_SYSCALLS: &[&str] = &["rt_sigreturn", "restart_syscall"];
+/// i386's older signal return, allowed too when 32-bit code was recorded.
+pub const SIGNAL_SYSCALLS_X86: &[&str] = &["sigreturn"];
+
 /// What a recording adds to a baseline (or to nothing).
 ///
 /// The baseline's rules come first and verbatim. A recorded syscall is added
 /// to one trailing allow rule only if no baseline rule names it, whatever that
 /// rule's action: a syscall the baseline blocks stays blocked. The filter
-/// covers the native ABI and every ABI something was recorded under. No allow
-/// rule is written when there is nothing new to allow.
+/// covers the native ABI and every ABI something was recorded under. The
+/// signal syscalls above join the recorded ones when anything was recorded.
+/// No allow rule is written when there is nothing new to allow.
 pub fn merge(base: Option<&Profile>, recorded: &NamedSyscalls) -> Profile {
     let mut out = base.cloned().unwrap_or_else(Profile::deny_all);
     out.default_action = ACT_ERRNO.to_string();
@@ -193,8 +204,15 @@ pub fn merge(base: Option<&Profile>, recorded: &NamedSyscalls) -> Profile {
     for &abi in &recorded.abis {
         out.cover_abi(abi);
     }
+    let mut wanted = recorded.names.clone();
+    if !recorded.names.is_empty() {
+        wanted.extend(SIGNAL_SYSCALLS.iter().map(|s| s.to_string()));
+    }
+    if recorded.abis.contains(&Abi::X86) {
+        wanted.extend(SIGNAL_SYSCALLS_X86.iter().map(|s| s.to_string()));
+    }
     let known = out.named_syscalls();
-    let new: Vec<String> = recorded.names.iter().filter(|n| !known.contains(n.as_str())).cloned().collect();
+    let new: Vec<String> = wanted.into_iter().filter(|n| !known.contains(n.as_str())).collect();
     if !new.is_empty() {
         out.syscalls.push(Rule::allow(new));
     }

@@ -56,7 +56,7 @@ pub fn run(session: &Session) -> Result<()> {
         Ended::Exited => "exited".to_string(),
         Ended::Signal(signo) => format!("still running, tracer stopped by signal {signo}"),
     };
-    let set = started.tracer.collect(started.mntns)?;
+    let set = started.tracer.collect()?;
     drop(started.tracer);
     let summary = recording::write_profile(&set, started.base.as_ref(), &session.output)?;
     tracing::info!(
@@ -85,8 +85,7 @@ fn start(session: &Session) -> Result<Started> {
     let mntns = tracer::mount_namespace(session.pid)?;
     let base = session.input.as_deref().map(profile_file::load_baseline).transpose()?;
     profile_file::check_output(&session.output)?;
-    let mut tracer = Tracer::start()?;
-    tracer.watch(mntns)?;
+    let tracer = Tracer::watch(mntns)?;
     Ok(Started { pidfd, mntns, base, tracer })
 }
 

@@ -45,8 +45,7 @@ pub fn run(args: &Record) -> Result<i32> {
         bail!("no command given: use `record -o OUT -- CMD [ARGS...]`");
     }
 
-    let mut tracer = Tracer::start()?;
-    let (child, mntns) = spawn_in_namespaces(&argv, |mntns| tracer.watch(mntns).map_err(Into::into))?;
+    let (child, tracer) = spawn_in_namespaces(&argv, |mntns| Tracer::watch(mntns).map_err(Into::into))?;
 
     let pidfd = pidfd_open(child.as_raw()).context("failed to watch the command")?;
     if let Ended::Signal(signo) = wait_for_exit(&pidfd)? {
@@ -59,7 +58,7 @@ pub fn run(args: &Record) -> Result<i32> {
         WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
         other => bail!("unexpected wait status {other:?}"),
     };
-    let set = tracer.collect(mntns)?;
+    let set = tracer.collect()?;
     drop(tracer);
     let summary = recording::write_profile(&set, base.as_ref(), &output)?;
     tracing::info!("wrote {output:?}: {} syscalls recorded, {} newly allowed", summary.recorded, summary.allowed_new);
@@ -67,8 +66,8 @@ pub fn run(args: &Record) -> Result<i32> {
 }
 
 /// Forks CMD into new PID and mount namespaces, calls `ready` with its mount
-/// namespace before it may exec, and returns its pid.
-fn spawn_in_namespaces(argv: &[CString], ready: impl FnOnce(u32) -> Result<()>) -> Result<(Pid, u32)> {
+/// namespace before it may exec, and returns its pid with what `ready` gave.
+fn spawn_in_namespaces<T>(argv: &[CString], ready: impl FnOnce(u32) -> Result<T>) -> Result<(Pid, T)> {
     let (to_parent_r, to_parent_w) = nix::unistd::pipe().context("failed to create a pipe")?;
     let (to_child_r, to_child_w) = nix::unistd::pipe().context("failed to create a pipe")?;
     // Our next child becomes PID 1 of a new PID namespace.
@@ -100,9 +99,9 @@ fn spawn_in_namespaces(argv: &[CString], ready: impl FnOnce(u32) -> Result<()>) 
             let mut byte = [0u8; 1];
             File::from(to_parent_r).read_exact(&mut byte).context("the command failed to set up its namespaces")?;
             let mntns = tracer::mount_namespace(child.as_raw())?;
-            ready(mntns)?;
+            let value = ready(mntns)?;
             File::from(to_child_w).write_all(b"1").context("failed to start the command")?;
-            Ok((child, mntns))
+            Ok((child, value))
         }
     }
 }

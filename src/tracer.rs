@@ -60,46 +60,41 @@ pub fn mount_namespace(pid: i32) -> Result<u32, TracerError> {
     Ok(meta.ino() as u32)
 }
 
-/// A handle on the shared recorder, with the containers this tracer added.
+/// One container being recorded by the shared program.
 pub struct Tracer {
     pins: PathBuf,
     map: MapHandle,
-    watched: Vec<u32>,
+    mntns: u32,
 }
 
 impl Tracer {
-    /// Joins the shared recorder, loading and attaching it if no tracer
-    /// runs yet.
-    pub fn start() -> Result<Self, TracerError> {
+    /// Starts recording every task whose mount namespace is `mntns`,
+    /// loading and attaching the shared program if no tracer runs yet.
+    /// Joining and registering happen under one lock: a record is never
+    /// added to a map that the last tracer out is about to unpin.
+    pub fn watch(mntns: u32) -> Result<Self, TracerError> {
         let pins = pin_dir();
         let _lock = lock(&pins)?;
         let map = match MapHandle::from_pinned_path(pins.join("containers")) {
             Ok(map) if pins.join("link").exists() => map,
             _ => load_and_pin(&pins)?,
         };
-        Ok(Tracer { pins, map, watched: Vec::new() })
-    }
-
-    /// Starts recording every task whose mount namespace is `mntns`.
-    pub fn watch(&mut self, mntns: u32) -> Result<(), TracerError> {
-        let _lock = lock(&self.pins)?;
-        self.remove_orphans();
-        if let Some(owner) = self.record(mntns).ok().flatten().map(|r| r.owner_pid) {
-            return Err(TracerError::AlreadyWatched { mntns, owner });
+        remove_orphans(&map);
+        let key = mntns.to_ne_bytes();
+        if let Some(record) = map.lookup(&key, MapFlags::ANY).ok().flatten().and_then(|b| from_bytes(&b)) {
+            return Err(TracerError::AlreadyWatched { mntns, owner: record.owner_pid });
         }
         let (pid, start) = owner_identity();
         let record = container_record { owner_pid: pid, owner_start_time: start, ..Default::default() };
-        self.map
-            .update(&mntns.to_ne_bytes(), as_bytes(&record), MapFlags::NO_EXIST)
+        map.update(&key, as_bytes(&record), MapFlags::NO_EXIST)
             .map_err(|source| TracerError::Watch { mntns, source })?;
-        self.watched.push(mntns);
-        Ok(())
+        Ok(Tracer { pins, map, mntns })
     }
 
-    /// What the tasks of `mntns` did since `watch`.
-    pub fn collect(&self, mntns: u32) -> Result<SyscallSet, TracerError> {
+    /// What the container's tasks did since `watch`.
+    pub fn collect(&self) -> Result<SyscallSet, TracerError> {
         let mut set = SyscallSet::default();
-        let Some(record) = self.record(mntns)? else { return Ok(set) };
+        let Some(record) = self.record(self.mntns)? else { return Ok(set) };
         for (abi, row) in Abi::ALL.iter().zip(record.seen.iter()) {
             for (nr, &seen) in row.iter().flatten().enumerate() {
                 if seen != 0 {
@@ -118,30 +113,28 @@ impl Tracer {
             .map_err(|source| TracerError::Collect { mntns, source })?;
         Ok(bytes.and_then(|b| from_bytes(&b)))
     }
+}
 
-    /// Removes the records of tracers that died without cleaning up.
-    fn remove_orphans(&self) {
-        for key in self.map.keys() {
-            let Some(record) = self.map.lookup(&key, MapFlags::ANY).ok().flatten().and_then(|b| from_bytes(&b)) else {
-                continue;
-            };
-            if !is_alive(record.owner_pid, record.owner_start_time) {
-                tracing::warn!("removing the record of tracer pid {} that is gone", record.owner_pid);
-                let _ = self.map.delete(&key);
-            }
+/// Removes the records of tracers that died without cleaning up.
+fn remove_orphans(map: &MapHandle) {
+    for key in map.keys() {
+        let Some(record) = map.lookup(&key, MapFlags::ANY).ok().flatten().and_then(|b| from_bytes(&b)) else {
+            continue;
+        };
+        if !is_alive(record.owner_pid, record.owner_start_time) {
+            tracing::warn!("removing the record of tracer pid {} that is gone", record.owner_pid);
+            let _ = map.delete(&key);
         }
     }
 }
 
 impl Drop for Tracer {
-    /// Removes our records; the last tracer out unpins (and so detaches)
+    /// Removes our record; the last tracer out unpins (and so detaches)
     /// the program.
     fn drop(&mut self) {
         let Ok(_lock) = lock(&self.pins) else { return };
-        for mntns in self.watched.drain(..) {
-            let _ = self.map.delete(&mntns.to_ne_bytes());
-        }
-        self.remove_orphans();
+        let _ = self.map.delete(&self.mntns.to_ne_bytes());
+        remove_orphans(&self.map);
         if self.map.keys().next().is_none() {
             for pin in ["link", "containers"] {
                 let _ = fs::remove_file(self.pins.join(pin));
@@ -205,15 +198,23 @@ fn owner_identity() -> (u32, u64) {
     (pid, start_time(pid).unwrap_or(0))
 }
 
-fn start_time(pid: u32) -> Option<u64> {
+/// State letter and start time of a process (/proc/PID/stat fields 3, 22).
+fn stat(pid: u32) -> Option<(char, u64)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces: count fields after ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(19)?.parse().ok()
+    let mut rest = stat[stat.rfind(')')? + 2..].split(' ');
+    let state = rest.next()?.chars().next()?;
+    Some((state, rest.nth(18)?.parse().ok()?))
 }
 
+fn start_time(pid: u32) -> Option<u64> {
+    stat(pid).map(|(_, start)| start)
+}
+
+/// Whether the tracer that wrote a record still runs: same pid, same start
+/// time (not a reused pid), and not a zombie waiting to be reaped.
 fn is_alive(pid: u32, start: u64) -> bool {
-    pid != 0 && start_time(pid) == Some(start)
+    pid != 0 && matches!(stat(pid), Some((state, s)) if s == start && state != 'Z' && state != 'X')
 }
 
 fn as_bytes(record: &container_record) -> &[u8] {
@@ -260,6 +261,21 @@ mod tests {
         assert!(is_alive(pid, start));
         assert!(!is_alive(pid, start + 1), "a reused pid has another start time");
         assert!(!is_alive(0, 0));
+    }
+
+    #[test]
+    fn a_zombie_is_not_alive() {
+        let child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let start = start_time(pid).unwrap();
+        // Not reaped yet: a zombie once it exits.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while stat(pid).map(|(s, _)| s) != Some('Z') {
+            assert!(std::time::Instant::now() < deadline, "child never became a zombie");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!is_alive(pid, start));
+        drop(child);
     }
 
     #[test]

@@ -6,6 +6,13 @@ use serde_json::json;
 use super::*;
 use crate::syscalls::{Abi, NamedSyscalls};
 
+/// The allow rule merge() writes for `names`, with the signal syscalls.
+fn allow_with_signals(names: &[&str]) -> Rule {
+    let mut all: BTreeSet<String> = names.iter().map(|s| s.to_string()).collect();
+    all.extend(SIGNAL_SYSCALLS.iter().map(|s| s.to_string()));
+    Rule::allow(all.into_iter().collect())
+}
+
 fn recorded(names: &[&str], abis: &[Abi]) -> NamedSyscalls {
     NamedSyscalls {
         names: names.iter().map(|s| s.to_string()).collect(),
@@ -62,8 +69,8 @@ fn baseline_rules_stay_first_and_verbatim() {
     for key in ["defaultErrnoRet", "flags", "listenerPath", "listenerMetadata", "futureTopLevelField"] {
         assert_eq!(out_json[key], full_profile()[key], "{key} kept");
     }
-    // read is in the baseline already; only getpid is new.
-    assert_eq!(out.syscalls.last().unwrap(), &Rule::allow(vec!["getpid".into()]));
+    // read is in the baseline already; getpid is new.
+    assert_eq!(out.syscalls.last().unwrap(), &allow_with_signals(&["getpid"]));
 }
 
 #[rstest]
@@ -85,7 +92,7 @@ fn a_name_in_any_baseline_rule_is_not_added_again(#[case] action: &str) {
     let out = merge(Some(&base), &recorded(&["mkdir", "exit_group"], &[Abi::X86_64]));
     assert_eq!(out.syscalls.len(), 2);
     assert_eq!(out.syscalls[0], base.syscalls[0]);
-    assert_eq!(out.syscalls[1], Rule::allow(vec!["exit_group".into()]));
+    assert_eq!(out.syscalls[1], allow_with_signals(&["exit_group"]));
 }
 
 #[test]
@@ -96,7 +103,8 @@ fn a_name_in_a_rule_with_args_blocks_the_plain_allow() {
                       "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]
     }));
     let out = merge(Some(&base), &recorded(&["personality"], &[Abi::X86_64]));
-    assert_eq!(out.syscalls, base.syscalls, "the args-restricted rule is not widened");
+    assert_eq!(out.syscalls[0], base.syscalls[0]);
+    assert!(!out.syscalls[1].all_names().any(|n| n == "personality"), "the args-restricted rule is not widened");
 }
 
 #[test]
@@ -104,7 +112,7 @@ fn singular_name_counts_as_named() {
     let base = parse(json!({"defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{"name": "chmod", "action": "SCMP_ACT_ERRNO"}]}));
     let out = merge(Some(&base), &recorded(&["chmod"], &[Abi::X86_64]));
-    assert_eq!(out.syscalls.len(), 1);
+    assert!(!out.syscalls[1].all_names().any(|n| n == "chmod"));
     assert_eq!(out.default_action, "SCMP_ACT_ERRNO");
 }
 
@@ -114,7 +122,7 @@ fn nothing_new_means_no_empty_allow_rule() {
     assert!(out.syscalls.is_empty());
     out.validate().unwrap();
     let base = parse(json!({"defaultAction": "SCMP_ACT_ERRNO",
-        "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}));
+        "syscalls": [{"names": ["read", "rt_sigreturn", "restart_syscall"], "action": "SCMP_ACT_ALLOW"}]}));
     let out = merge(Some(&base), &recorded(&["read"], &[Abi::X86_64]));
     assert_eq!(out.syscalls.len(), 1);
 }
@@ -124,7 +132,11 @@ fn without_baseline_names_are_sorted_in_one_allow_rule() {
     let out = merge(None, &recorded(&["write", "exit_group", "read"], &[Abi::X86_64]));
     assert_eq!(out.default_action, ACT_ERRNO);
     assert_eq!(out.architectures, Some(vec!["SCMP_ARCH_X86_64".into()]));
-    assert_eq!(out.syscalls, vec![Rule::allow(vec!["exit_group".into(), "read".into(), "write".into()])]);
+    assert_eq!(out.syscalls, vec![allow_with_signals(&["write", "exit_group", "read"])]);
+    let names: Vec<&str> = out.syscalls[0].all_names().collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
 }
 
 #[rstest]
@@ -192,4 +204,20 @@ fn merge_output_is_valid_for_every_baseline_shape() {
         let names: BTreeSet<&str> = out.named_syscalls();
         assert!(names.contains("read"));
     }
+}
+
+#[test]
+fn signal_syscalls_are_always_allowed_unless_the_baseline_names_them() {
+    let out = merge(None, &recorded(&["read"], &[Abi::X86_64]));
+    let names: Vec<&str> = out.syscalls[0].all_names().collect();
+    assert!(names.contains(&"rt_sigreturn") && names.contains(&"restart_syscall"), "{names:?}");
+    assert!(!names.contains(&"sigreturn"), "i386's only with 32-bit code: {names:?}");
+
+    let out = merge(None, &recorded(&["read"], &[Abi::X86_64, Abi::X86]));
+    assert!(out.syscalls[0].all_names().any(|n| n == "sigreturn"));
+
+    let base = parse(json!({"defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["rt_sigreturn"], "action": "SCMP_ACT_KILL"}]}));
+    let out = merge(Some(&base), &recorded(&["read"], &[Abi::X86_64]));
+    assert!(!out.syscalls[1].all_names().any(|n| n == "rt_sigreturn"), "blocked stays blocked");
 }

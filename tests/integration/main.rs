@@ -11,3 +11,4 @@ mod packaging;
 mod podman_errors;
 mod podman_profiles;
 mod record;
+mod shared_recorder;

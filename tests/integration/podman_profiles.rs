@@ -7,7 +7,9 @@ use std::time::Duration;
 use rstest::rstest;
 use serde_json::{json, Value};
 
-use crate::support::{allowed, architectures, assert_same, names_with, skip, stderr, stdout, wait_for_profile, Podman};
+use crate::support::{
+    allowed, architectures, assert_same, names_with, skip, stderr, stdout, tracers_of, wait_for_profile, Podman,
+};
 
 const PROBE: &str = "/usr/local/bin/sysprobe";
 const PROBE32: &str = "/usr/local/bin/sysprobe32";
@@ -272,20 +274,6 @@ fn log_lines_reach_the_journal() {
         .output()
         .unwrap();
     assert!(stdout(&o).contains(&out.display().to_string()), "journal: {}", stdout(&o));
-}
-
-/// Pids of tracer processes recording the container `id`.
-fn tracers_of(id: &str) -> Vec<i32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args.get(1) == Some(&&b"trace"[..]) && args.contains(&id.as_bytes()) {
-            pids.push(pid);
-        }
-    }
-    pids
 }
 
 #[rstest]

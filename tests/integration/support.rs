@@ -195,3 +195,27 @@ pub fn assert_same(first: &Output, again: &Output, cmd: &[&str]) {
         stderr(again)
     );
 }
+
+/// Pids of our processes whose first argument is `subcommand` and whose
+/// arguments include `needle` (any, when empty).
+pub fn hook_processes(subcommand: &str, needle: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let ours = args.first().is_some_and(|a| a.ends_with(b"oci-seccomp-bpf-hook"));
+        if ours
+            && args.get(1) == Some(&subcommand.as_bytes())
+            && (needle.is_empty() || args.contains(&needle.as_bytes()))
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Pids of tracer processes recording the container `id`.
+pub fn tracers_of(id: &str) -> Vec<i32> {
+    hook_processes("trace", id)
+}
