@@ -31,23 +31,14 @@ pub enum FetchError {
     #[error("apt shows no Version for {package}")]
     NoVersion { package: String },
     #[error("failed to download {package}={version}")]
-    Download {
-        package: String,
-        version: String,
-        source: ToolError,
-    },
+    Download { package: String, version: String, source: ToolError },
     #[error("failed to unpack {deb}")]
     Unpack { deb: PathBuf, source: ToolError },
     #[error("failed to write {path}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("kernel {series} is not fetched yet: run `vm-harness fetch {series}`")]
     NotFetched { series: String },
-    #[error(
-        "{dir} holds no vmlinuz or no lib/modules/<release>/kernel (wrong packages in vm/KERNELS?)"
-    )]
+    #[error("{dir} holds no vmlinuz or no lib/modules/<release>/kernel (wrong packages in vm/KERNELS?)")]
     Incomplete { dir: PathBuf },
 }
 
@@ -73,10 +64,7 @@ pub struct Cache {
 
 impl Cache {
     pub fn new(root: PathBuf) -> Self {
-        Cache {
-            root,
-            updated: HashSet::new(),
-        }
+        Cache { root, updated: HashSet::new() }
     }
 
     /// Resolves the newest version of `spec` in its suite and makes sure it is in the cache.
@@ -96,20 +84,14 @@ impl Cache {
             unpack_all(&debs, &dir.join("root"))?;
         }
         let current = self.kernel_dir(&spec.series).join("current");
-        std::fs::write(&current, format!("{version}\n")).map_err(|source| FetchError::Io {
-            path: current,
-            source,
-        })?;
+        std::fs::write(&current, format!("{version}\n")).map_err(|source| FetchError::Io { path: current, source })?;
         locate(&spec.series, &version, &dir)
     }
 
     /// The kernel the last fetch of `series` resolved, without touching the network.
     pub fn cached(&self, series: &str) -> Result<Kernel, FetchError> {
-        let not_fetched = || FetchError::NotFetched {
-            series: series.to_owned(),
-        };
-        let current = std::fs::read_to_string(self.kernel_dir(series).join("current"))
-            .map_err(|_| not_fetched())?;
+        let not_fetched = || FetchError::NotFetched { series: series.to_owned() };
+        let current = std::fs::read_to_string(self.kernel_dir(series).join("current")).map_err(|_| not_fetched())?;
         let version = current.trim();
         let dir = self.kernel_dir(series).join(version);
         if !dir.join("root").is_dir() {
@@ -155,18 +137,10 @@ impl Apt {
         create_dir(&lists)?;
         create_dir(&cache)?;
         let sources = self.dir.join("sources.list");
-        std::fs::write(&sources, sources_line(suite)).map_err(|source| FetchError::Io {
-            path: sources,
-            source,
-        })?;
+        std::fs::write(&sources, sources_line(suite)).map_err(|source| FetchError::Io { path: sources, source })?;
         let mut cmd = self.command("apt-get");
         cmd.args(["-q", "update"]);
-        tool::text(&mut cmd)
-            .map(drop)
-            .map_err(|source| FetchError::Update {
-                suite: suite.to_owned(),
-                source,
-            })
+        tool::text(&mut cmd).map(drop).map_err(|source| FetchError::Update { suite: suite.to_owned(), source })
     }
 
     /// Newest match of the first pattern, then the other patterns with the same `*`.
@@ -189,10 +163,7 @@ impl Apt {
             }
         }
         let Some((star, name, version)) = newest else {
-            return Err(FetchError::NoMatch {
-                suite: spec.suite.clone(),
-                pattern: first.clone(),
-            });
+            return Err(FetchError::NoMatch { suite: spec.suite.clone(), pattern: first.clone() });
         };
         let mut packages = vec![(name, version.clone())];
         for pattern in &spec.packages[1..] {
@@ -209,31 +180,23 @@ impl Apt {
             .lines()
             .find_map(|l| l.strip_prefix("Version:"))
             .map(|v| v.trim().to_owned())
-            .ok_or_else(|| FetchError::NoVersion {
-                package: package.to_owned(),
-            })
+            .ok_or_else(|| FetchError::NoVersion { package: package.to_owned() })
     }
 
     fn query(&self, what: &str, args: &[&str]) -> Result<String, FetchError> {
         let mut cmd = self.command("apt-cache");
         cmd.args(args);
-        tool::text(&mut cmd).map_err(|source| FetchError::Query {
-            what: what.to_owned(),
-            source,
-        })
+        tool::text(&mut cmd).map_err(|source| FetchError::Query { what: what.to_owned(), source })
     }
 
     fn download(&self, package: &str, version: &str, into: &Path) -> Result<(), FetchError> {
         let mut cmd = self.command("apt-get");
-        cmd.args(["-q", "download", &format!("{package}={version}")])
-            .current_dir(into);
-        tool::text(&mut cmd)
-            .map(drop)
-            .map_err(|source| FetchError::Download {
-                package: package.to_owned(),
-                version: version.to_owned(),
-                source,
-            })
+        cmd.args(["-q", "download", &format!("{package}={version}")]).current_dir(into);
+        tool::text(&mut cmd).map(drop).map_err(|source| FetchError::Download {
+            package: package.to_owned(),
+            version: version.to_owned(),
+            source,
+        })
     }
 }
 
@@ -256,10 +219,7 @@ pub fn apt_options(dir: &Path) -> Vec<String> {
 
 /// The single `deb` line of a suite's private sources.list.
 pub fn sources_line(suite: &str) -> String {
-    format!(
-        "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {} {suite} main\n",
-        archive_url(suite)
-    )
+    format!("deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {} {suite} main\n", archive_url(suite))
 }
 
 /// What `*` stands for when `name` matches `pattern`: one non-empty token without `-`, so
@@ -272,15 +232,10 @@ pub fn star_value<'a>(pattern: &str, name: &'a str) -> Option<&'a str> {
 
 /// Debian version order is subtle (`~`, epochs); dpkg is the reference, so ask it.
 fn version_greater(a: &str, b: &str) -> Result<bool, FetchError> {
-    let status = Command::new("dpkg")
-        .args(["--compare-versions", a, "gt", b])
-        .status()
-        .map_err(|source| FetchError::Query {
+    let status =
+        Command::new("dpkg").args(["--compare-versions", a, "gt", b]).status().map_err(|source| FetchError::Query {
             what: format!("version order of {a} and {b}"),
-            source: ToolError::Spawn {
-                program: "dpkg".into(),
-                source,
-            },
+            source: ToolError::Spawn { program: "dpkg".into(), source },
         })?;
     Ok(status.success())
 }
@@ -291,27 +246,16 @@ fn unpack_all(debs: &Path, root: &Path) -> Result<(), FetchError> {
     let partial = root.with_extension("partial");
     let _ = std::fs::remove_dir_all(&partial);
     create_dir(&partial)?;
-    let entries = std::fs::read_dir(debs).map_err(|source| FetchError::Io {
-        path: debs.into(),
-        source,
-    })?;
+    let entries = std::fs::read_dir(debs).map_err(|source| FetchError::Io { path: debs.into(), source })?;
     for entry in entries {
-        let deb = entry
-            .map_err(|source| FetchError::Io {
-                path: debs.into(),
-                source,
-            })?
-            .path();
+        let deb = entry.map_err(|source| FetchError::Io { path: debs.into(), source })?.path();
         if deb.extension().is_some_and(|e| e == "deb") {
             let mut cmd = Command::new("dpkg-deb");
             cmd.arg("-x").arg(&deb).arg(&partial);
             tool::output(&mut cmd).map_err(|source| FetchError::Unpack { deb, source })?;
         }
     }
-    std::fs::rename(&partial, root).map_err(|source| FetchError::Io {
-        path: root.into(),
-        source,
-    })
+    std::fs::rename(&partial, root).map_err(|source| FetchError::Io { path: root.into(), source })
 }
 
 /// Finds the kernel image and modules directory, wherever the packaging put them: `boot/` and
@@ -327,32 +271,16 @@ fn locate(series: &str, version: &str, dir: &Path) -> Result<Kernel, FetchError>
         .map(|e| e.path())
         .find(|p| p.join("kernel").is_dir())
         .ok_or_else(incomplete)?;
-    let release = modules_dir
-        .file_name()
-        .ok_or_else(incomplete)?
-        .to_string_lossy()
-        .into_owned();
-    let vmlinuz = [
-        root.join("boot").join(format!("vmlinuz-{release}")),
-        modules_dir.join("vmlinuz"),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
-    .ok_or_else(incomplete)?;
-    Ok(Kernel {
-        series: series.to_owned(),
-        version: version.to_owned(),
-        release,
-        vmlinuz,
-        modules_dir,
-    })
+    let release = modules_dir.file_name().ok_or_else(incomplete)?.to_string_lossy().into_owned();
+    let vmlinuz = [root.join("boot").join(format!("vmlinuz-{release}")), modules_dir.join("vmlinuz")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(incomplete)?;
+    Ok(Kernel { series: series.to_owned(), version: version.to_owned(), release, vmlinuz, modules_dir })
 }
 
 fn create_dir(path: &Path) -> Result<(), FetchError> {
-    std::fs::create_dir_all(path).map_err(|source| FetchError::Io {
-        path: path.into(),
-        source,
-    })
+    std::fs::create_dir_all(path).map_err(|source| FetchError::Io { path: path.into(), source })
 }
 
 #[cfg(test)]
@@ -362,41 +290,13 @@ mod tests {
     #[test]
     fn star_matches_one_dashless_token() {
         let cases = [
-            (
-                "linux-image-6.12.*-amd64-unsigned",
-                "linux-image-6.12.117+deb13-amd64-unsigned",
-                Some("117+deb13"),
-            ),
-            (
-                "linux-image-6.12.*-amd64-unsigned",
-                "linux-image-6.12.117+deb13-cloud-amd64-unsigned",
-                None,
-            ),
-            (
-                "linux-image-6.18.*-amd64",
-                "linux-image-6.18.15+deb13-amd64-dbg",
-                None,
-            ),
-            (
-                "linux-image-5.10.0-*-amd64-unsigned",
-                "linux-image-5.10.0-46-amd64-unsigned",
-                Some("46"),
-            ),
-            (
-                "linux-image-5.10.0-*-amd64-unsigned",
-                "linux-image-5.10.0--amd64-unsigned",
-                None,
-            ),
-            (
-                "linux-binary-7.3.*-amd64",
-                "linux-binary-unsigned-7.3.4+deb13-amd64",
-                None,
-            ),
-            (
-                "linux-binary-7.3.*-amd64",
-                "linux-binary-7.3.4+deb13-amd64",
-                Some("4+deb13"),
-            ),
+            ("linux-image-6.12.*-amd64-unsigned", "linux-image-6.12.117+deb13-amd64-unsigned", Some("117+deb13")),
+            ("linux-image-6.12.*-amd64-unsigned", "linux-image-6.12.117+deb13-cloud-amd64-unsigned", None),
+            ("linux-image-6.18.*-amd64", "linux-image-6.18.15+deb13-amd64-dbg", None),
+            ("linux-image-5.10.0-*-amd64-unsigned", "linux-image-5.10.0-46-amd64-unsigned", Some("46")),
+            ("linux-image-5.10.0-*-amd64-unsigned", "linux-image-5.10.0--amd64-unsigned", None),
+            ("linux-binary-7.3.*-amd64", "linux-binary-unsigned-7.3.4+deb13-amd64", None),
+            ("linux-binary-7.3.*-amd64", "linux-binary-7.3.4+deb13-amd64", Some("4+deb13")),
         ];
         for (pattern, name, expected) in cases {
             assert_eq!(star_value(pattern, name), expected, "{pattern} vs {name}");
@@ -419,22 +319,12 @@ mod tests {
     #[test]
     fn sources_line_picks_the_archive_by_suite() {
         let cases = [
-            (
-                "bullseye-security",
-                "http://deb.debian.org/debian-security bullseye-security main",
-            ),
-            (
-                "trixie-backports",
-                "http://deb.debian.org/debian trixie-backports main",
-            ),
+            ("bullseye-security", "http://deb.debian.org/debian-security bullseye-security main"),
+            ("trixie-backports", "http://deb.debian.org/debian trixie-backports main"),
             ("bookworm", "http://deb.debian.org/debian bookworm main"),
         ];
         for (suite, expected) in cases {
-            assert!(
-                sources_line(suite).contains(expected),
-                "{suite}: {}",
-                sources_line(suite)
-            );
+            assert!(sources_line(suite).contains(expected), "{suite}: {}", sources_line(suite));
         }
     }
 }

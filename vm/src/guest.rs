@@ -27,6 +27,15 @@ pub const CONTAINERS_CONF_FILE: &str = "containers.conf";
 pub const OUTPUT_FILE: &str = "output.log";
 pub const STATUS_FILE: &str = "status";
 
+/// Directories stage 2 covers with a fresh tmpfs: host files below them are invisible in the
+/// guest. Keep in step with `guest/run.sh`.
+pub const MASKED_DIRS: &[&str] = &["/tmp", "/run", "/var/tmp", "/var/lib/containers", "/dev", "/proc", "/sys"];
+
+/// The masked directory `path` (absolute) is under, if any.
+pub fn masked_by(path: &std::path::Path) -> Option<&'static str> {
+    MASKED_DIRS.iter().copied().find(|dir| path.starts_with(dir))
+}
+
 /// The one command a VM runs.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -42,10 +51,7 @@ pub struct Job {
 /// Stage 2 for `job`.
 pub fn render_run_script(job: &Job) -> String {
     let image = job.image_archive.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-    let mut env: Vec<String> = ["PATH", "HOME", "CONTAINERS_CONF"]
-        .iter()
-        .map(|k| format!("{k}=\"${k}\""))
-        .collect();
+    let mut env: Vec<String> = ["PATH", "HOME", "CONTAINERS_CONF"].iter().map(|k| format!("{k}=\"${k}\"")).collect();
     env.extend(job.env.iter().map(|(k, v)| quote(&format!("{k}={v}"))));
     let command: Vec<String> = job.command.iter().map(|a| quote(a)).collect();
     RUN_TEMPLATE
@@ -77,13 +83,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quoting_table() {
+    fn masked_table() {
         let cases = [
-            ("plain", "'plain'"),
-            ("", "''"),
-            ("it's", r"'it'\''s'"),
-            ("$HOME `x` \"y\"", "'$HOME `x` \"y\"'"),
+            ("/tmp/images.tar", Some("/tmp")),
+            ("/tmpfoo/images.tar", None),
+            ("/var/lib/containers/x", Some("/var/lib/containers")),
+            ("/work/main/target/fixtures/images.tar", None),
         ];
+        for (path, expected) in cases {
+            assert_eq!(masked_by(std::path::Path::new(path)), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn quoting_table() {
+        let cases =
+            [("plain", "'plain'"), ("", "''"), ("it's", r"'it'\''s'"), ("$HOME `x` \"y\"", "'$HOME `x` \"y\"'")];
         for (word, expected) in cases {
             assert_eq!(quote(word), expected);
         }

@@ -16,17 +16,11 @@ const INIT: &str = include_str!("guest/init.sh");
 #[derive(Debug, thiserror::Error)]
 pub enum InitramfsError {
     #[error("failed to read {path} (install busybox-static)")]
-    Busybox {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Busybox { path: PathBuf, source: std::io::Error },
     #[error("failed to collect the kernel modules")]
     Modules(#[from] ModulesError),
     #[error("failed to write {path}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
 }
 
 /// Builds the initramfs for the kernel whose modules live in `modules_dir` and writes it to `out`.
@@ -110,9 +104,7 @@ impl Cpio {
     }
 
     fn pad(&mut self) {
-        while self.bytes.len() % 4 != 0 {
-            self.bytes.push(0);
-        }
+        self.bytes.resize(self.bytes.len().next_multiple_of(4), 0);
     }
 }
 

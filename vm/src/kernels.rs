@@ -18,71 +18,34 @@ pub struct KernelSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum KernelsError {
     #[error("failed to read {path}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}: expected `SERIES SUITE PACKAGE...`, found {found} field(s)")]
-    MissingFields {
-        path: PathBuf,
-        line: usize,
-        found: usize,
-    },
+    MissingFields { path: PathBuf, line: usize, found: usize },
     #[error("{path}:{line}: series {series:?} is not MAJOR.MINOR (for example 6.1)")]
-    BadSeries {
-        path: PathBuf,
-        line: usize,
-        series: String,
-    },
+    BadSeries { path: PathBuf, line: usize, series: String },
     #[error("{path}:{line}: series {series} is listed twice (first on line {first})")]
-    DuplicateSeries {
-        path: PathBuf,
-        line: usize,
-        series: String,
-        first: usize,
-    },
+    DuplicateSeries { path: PathBuf, line: usize, series: String, first: usize },
     #[error(
         "{path}:{line}: suite {suite:?} is not a Debian suite name \
          (lowercase codename, optionally -security, -backports or -updates)"
     )]
-    BadSuite {
-        path: PathBuf,
-        line: usize,
-        suite: String,
-    },
-    #[error(
-        "{path}:{line}: package {package:?} must contain exactly one `*` (the moving version part)"
-    )]
-    BadStar {
-        path: PathBuf,
-        line: usize,
-        package: String,
-    },
+    BadSuite { path: PathBuf, line: usize, suite: String },
+    #[error("{path}:{line}: package {package:?} must contain exactly one `*` (the moving version part)")]
+    BadStar { path: PathBuf, line: usize, package: String },
     #[error(
         "{path}:{line}: package {package:?} has characters Debian package names cannot have \
          (allowed: a-z 0-9 + - . and the one `*`)"
     )]
-    BadPackageChars {
-        path: PathBuf,
-        line: usize,
-        package: String,
-    },
+    BadPackageChars { path: PathBuf, line: usize, package: String },
     #[error("{path}: no kernels are listed")]
     Empty { path: PathBuf },
     #[error("kernel series {series} is not in {path} (listed: {known})")]
-    UnknownSeries {
-        path: PathBuf,
-        series: String,
-        known: String,
-    },
+    UnknownSeries { path: PathBuf, series: String, known: String },
 }
 
 /// Reads and validates the file.
 pub fn load(path: &Path) -> Result<Vec<KernelSpec>, KernelsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| KernelsError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| KernelsError::Read { path: path.to_owned(), source })?;
     parse(path, &text)
 }
 
@@ -107,12 +70,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<KernelSpec>, KernelsError> {
         }
         if let Some((first, _)) = specs.iter().find(|(_, s)| s.series == series) {
             let first = *first;
-            return Err(KernelsError::DuplicateSeries {
-                path,
-                line,
-                series,
-                first,
-            });
+            return Err(KernelsError::DuplicateSeries { path, line, series, first });
         }
         let suite = fields[1].to_owned();
         if !is_suite(&suite) {
@@ -122,31 +80,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<KernelSpec>, KernelsError> {
         for package in &fields[2..] {
             let package = (*package).to_owned();
             if package.matches('*').count() != 1 {
-                return Err(KernelsError::BadStar {
-                    path,
-                    line,
-                    package,
-                });
+                return Err(KernelsError::BadStar { path, line, package });
             }
-            let allowed =
-                |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.*".contains(c);
+            let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.*".contains(c);
             if !package.chars().all(allowed) {
-                return Err(KernelsError::BadPackageChars {
-                    path,
-                    line,
-                    package,
-                });
+                return Err(KernelsError::BadPackageChars { path, line, package });
             }
             packages.push(package);
         }
-        specs.push((
-            line,
-            KernelSpec {
-                series,
-                suite,
-                packages,
-            },
-        ));
+        specs.push((line, KernelSpec { series, suite, packages }));
     }
     if specs.is_empty() {
         return Err(KernelsError::Empty { path });
@@ -155,30 +97,18 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<KernelSpec>, KernelsError> {
 }
 
 /// Picks the requested series in the order given, or all of them when none is given.
-pub fn select(
-    path: &Path,
-    specs: &[KernelSpec],
-    wanted: &[String],
-) -> Result<Vec<KernelSpec>, KernelsError> {
+pub fn select(path: &Path, specs: &[KernelSpec], wanted: &[String]) -> Result<Vec<KernelSpec>, KernelsError> {
     if wanted.is_empty() {
         return Ok(specs.to_vec());
     }
     wanted
         .iter()
         .map(|series| {
-            specs
-                .iter()
-                .find(|s| &s.series == series)
-                .cloned()
-                .ok_or_else(|| KernelsError::UnknownSeries {
-                    path: path.to_owned(),
-                    series: series.clone(),
-                    known: specs
-                        .iter()
-                        .map(|s| s.series.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                })
+            specs.iter().find(|s| &s.series == series).cloned().ok_or_else(|| KernelsError::UnknownSeries {
+                path: path.to_owned(),
+                series: series.clone(),
+                known: specs.iter().map(|s| s.series.as_str()).collect::<Vec<_>>().join(", "),
+            })
         })
         .collect()
 }
@@ -194,8 +124,7 @@ pub fn archive_url(suite: &str) -> &'static str {
 
 fn is_series(s: &str) -> bool {
     let mut parts = s.split('.');
-    let numeric =
-        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let numeric = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     numeric(parts.next()) && numeric(parts.next()) && parts.next().is_none()
 }
 
@@ -228,8 +157,7 @@ mod tests {
 
     #[test]
     fn comments_and_blank_lines_are_skipped() {
-        let specs =
-            parse_str("# c\n\n6.1 bookworm linux-image-6.1.0-*-amd64 # trailing\n").unwrap();
+        let specs = parse_str("# c\n\n6.1 bookworm linux-image-6.1.0-*-amd64 # trailing\n").unwrap();
         assert_eq!(
             specs,
             [KernelSpec {
@@ -243,42 +171,15 @@ mod tests {
     #[test]
     fn each_rule_has_its_own_error() {
         let cases: &[(&str, &str)] = &[
-            (
-                "6.1 bookworm\n",
-                "KERNELS:1: expected `SERIES SUITE PACKAGE...`, found 2 field(s)",
-            ),
-            (
-                "6 bookworm linux-*\n",
-                "KERNELS:1: series \"6\" is not MAJOR.MINOR (for example 6.1)",
-            ),
-            (
-                "6.x bookworm linux-*\n",
-                "KERNELS:1: series \"6.x\" is not MAJOR.MINOR (for example 6.1)",
-            ),
-            (
-                "6.1 bookworm linux-*\n6.1 trixie linux-*\n",
-                "KERNELS:2: series 6.1 is listed twice (first on line 1)",
-            ),
-            (
-                "6.1 Bookworm linux-*\n",
-                "KERNELS:1: suite \"Bookworm\" is not a Debian suite name",
-            ),
-            (
-                "6.1 trixie-foo linux-*\n",
-                "KERNELS:1: suite \"trixie-foo\" is not a Debian suite name",
-            ),
-            (
-                "6.1 bookworm linux-image\n",
-                "KERNELS:1: package \"linux-image\" must contain exactly one `*`",
-            ),
-            (
-                "6.1 bookworm linux-*-*\n",
-                "KERNELS:1: package \"linux-*-*\" must contain exactly one `*`",
-            ),
-            (
-                "6.1 bookworm Linux-*\n",
-                "KERNELS:1: package \"Linux-*\" has characters",
-            ),
+            ("6.1 bookworm\n", "KERNELS:1: expected `SERIES SUITE PACKAGE...`, found 2 field(s)"),
+            ("6 bookworm linux-*\n", "KERNELS:1: series \"6\" is not MAJOR.MINOR (for example 6.1)"),
+            ("6.x bookworm linux-*\n", "KERNELS:1: series \"6.x\" is not MAJOR.MINOR (for example 6.1)"),
+            ("6.1 bookworm linux-*\n6.1 trixie linux-*\n", "KERNELS:2: series 6.1 is listed twice (first on line 1)"),
+            ("6.1 Bookworm linux-*\n", "KERNELS:1: suite \"Bookworm\" is not a Debian suite name"),
+            ("6.1 trixie-foo linux-*\n", "KERNELS:1: suite \"trixie-foo\" is not a Debian suite name"),
+            ("6.1 bookworm linux-image\n", "KERNELS:1: package \"linux-image\" must contain exactly one `*`"),
+            ("6.1 bookworm linux-*-*\n", "KERNELS:1: package \"linux-*-*\" must contain exactly one `*`"),
+            ("6.1 bookworm Linux-*\n", "KERNELS:1: package \"Linux-*\" has characters"),
             ("# nothing\n", "KERNELS: no kernels are listed"),
         ];
         for (text, expected) in cases {
@@ -294,24 +195,13 @@ mod tests {
         assert_eq!(select(path, &specs, &[]).unwrap().len(), 2);
         let picked = select(path, &specs, &["6.1".into(), "5.10".into()]).unwrap();
         assert_eq!(picked[0].series, "6.1");
-        let err = select(path, &specs, &["4.19".into()])
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err,
-            "kernel series 4.19 is not in KERNELS (listed: 5.10, 6.1)"
-        );
+        let err = select(path, &specs, &["4.19".into()]).unwrap_err().to_string();
+        assert_eq!(err, "kernel series 4.19 is not in KERNELS (listed: 5.10, 6.1)");
     }
 
     #[test]
     fn security_suites_come_from_the_security_archive() {
-        assert_eq!(
-            archive_url("bullseye-security"),
-            "http://deb.debian.org/debian-security"
-        );
-        assert_eq!(
-            archive_url("trixie-backports"),
-            "http://deb.debian.org/debian"
-        );
+        assert_eq!(archive_url("bullseye-security"), "http://deb.debian.org/debian-security");
+        assert_eq!(archive_url("trixie-backports"), "http://deb.debian.org/debian");
     }
 }

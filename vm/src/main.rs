@@ -141,7 +141,11 @@ fn dispatch(cli: &Cli) -> Result<i32, Failure> {
             Ok(match report.outcome {
                 Outcome::Exited { status, .. } => {
                     eprintln!("vm-harness: {series} ({version}): exit status {status}; boot {boot}, wall {wall:.1}s");
-                    if status == 0 { exit::OK } else { exit::TEST_FAILURE }
+                    if status == 0 {
+                        exit::OK
+                    } else {
+                        exit::TEST_FAILURE
+                    }
                 }
                 Outcome::Infra(reason) => {
                     eprintln!("vm-harness: {series} ({version}): infrastructure failure: {reason}");
@@ -153,14 +157,24 @@ fn dispatch(cli: &Cli) -> Result<i32, Failure> {
             let kernels = kernels_for(series, false)?;
             let (job, opts) = prepare(vm, &kernels[0], &cli.out)?;
             let jobs = jobs.unwrap_or_else(|| matrix::default_jobs(kernels.len(), opts.memory_mib));
-            eprintln!("vm-harness: {} kernel(s), {jobs} VM(s) at a time, {} MiB and {} vCPU each", kernels.len(), opts.memory_mib, opts.cpus);
+            eprintln!(
+                "vm-harness: {} kernel(s), {jobs} VM(s) at a time, {} MiB and {} vCPU each",
+                kernels.len(),
+                opts.memory_mib,
+                opts.cpus
+            );
             let start = Instant::now();
             let reports = matrix::run(&kernels, &job, &opts, &cli.out, jobs);
             let rows: Vec<Row> = reports.iter().map(Row::from_report).collect();
             print!("{}", report::render_table(&rows));
             for (row, r) in rows.iter().zip(&reports) {
                 if row.verdict == Verdict::Fail {
-                    println!("{} ({}): output in {}", row.series, row.version, r.out_dir.join("share").join(guest::OUTPUT_FILE).display());
+                    println!(
+                        "{} ({}): output in {}",
+                        row.series,
+                        row.version,
+                        r.out_dir.join("share").join(guest::OUTPUT_FILE).display()
+                    );
                 }
             }
             println!("matrix wall time: {:.1}s", start.elapsed().as_secs_f64());
@@ -183,15 +197,29 @@ fn prepare(args: &VmArgs, kernel: &Kernel, out: &Path) -> Result<(Job, VmOptions
         None => std::env::current_dir().context("failed to read the current directory").map_err(usage)?,
     };
     // The guest sees the host's paths, so absolute host paths are all it needs.
-    let workdir = workdir.canonicalize().with_context(|| format!("no working directory {}", workdir.display())).map_err(usage)?;
+    let workdir =
+        workdir.canonicalize().with_context(|| format!("no working directory {}", workdir.display())).map_err(usage)?;
     let image_archive = match &args.image_archive {
-        Some(file) => Some(file.canonicalize().with_context(|| format!("no image archive {}", file.display())).map_err(usage)?),
+        Some(file) => {
+            Some(file.canonicalize().with_context(|| format!("no image archive {}", file.display())).map_err(usage)?)
+        }
         None => None,
     };
+    // Relative command paths resolve against the working directory, checked here too.
+    let command = PathBuf::from(&args.command[0]);
+    for (what, path) in [("working directory", &workdir), ("command", &command)] {
+        if let Some(dir) = guest::masked_by(path) {
+            return Err(usage(anyhow::anyhow!(
+                "the {what} {} is under {dir}, which the guest replaces with an empty tmpfs; use a path outside it",
+                path.display()
+            )));
+        }
+    }
     std::fs::create_dir_all(out).with_context(|| format!("failed to create {}", out.display())).map_err(infra)?;
     let (accel, why) = vm::choose_accel(args.accel, kernel, out);
     eprintln!("vm-harness: accelerator: {why}");
     let job = Job { image_archive, workdir, env: args.env.clone(), command: args.command.clone() };
-    let opts = VmOptions { accel, memory_mib: args.memory, cpus: args.cpus, timeout: Duration::from_secs(args.timeout) };
+    let opts =
+        VmOptions { accel, memory_mib: args.memory, cpus: args.cpus, timeout: Duration::from_secs(args.timeout) };
     Ok((job, opts))
 }

@@ -53,7 +53,12 @@ pub fn run(kernels: &[Kernel], job: &Job, opts: &VmOptions, out_root: &Path, job
                     Verdict::Fail => "FAIL".to_owned(),
                     Verdict::Infra(reason) => format!("INFRA: {reason}"),
                 };
-                eprintln!("vm-harness: {} ({}): {result} in {:.1}s", kernel.series, kernel.version, report.wall.as_secs_f64());
+                eprintln!(
+                    "vm-harness: {} ({}): {result} in {:.1}s",
+                    kernel.series,
+                    kernel.version,
+                    report.wall.as_secs_f64()
+                );
                 reports.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(report);
             });
         }

@@ -18,10 +18,7 @@ pub const ROOTS: &[&str] = &["virtio_pci", "9pnet_virtio", "9p", "overlay"];
 #[derive(Debug, thiserror::Error)]
 pub enum ModulesError {
     #[error("failed to read {path}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("failed to decompress {path}")]
     Decompress { path: PathBuf, source: ToolError },
     #[error("{path} is not a 64-bit little-endian ELF module with a .modinfo section")]
@@ -134,17 +131,8 @@ fn read_module(path: &Path) -> Result<Vec<u8>, ModulesError> {
 /// The `depends=` list of a module's `.modinfo` section; `None` if the bytes are not such a module.
 pub fn modinfo_depends(elf: &[u8]) -> Option<Vec<String>> {
     let modinfo = elf_section(elf, ".modinfo")?;
-    let depends = modinfo
-        .split(|b| *b == 0)
-        .find_map(|entry| entry.strip_prefix(b"depends="))
-        .unwrap_or_default();
-    Some(
-        String::from_utf8_lossy(depends)
-            .split(',')
-            .filter(|d| !d.is_empty())
-            .map(normalize)
-            .collect(),
-    )
+    let depends = modinfo.split(|b| *b == 0).find_map(|entry| entry.strip_prefix(b"depends=")).unwrap_or_default();
+    Some(String::from_utf8_lossy(depends).split(',').filter(|d| !d.is_empty()).map(normalize).collect())
 }
 
 /// The contents of the section called `name` in a 64-bit little-endian ELF file (all x86_64
@@ -239,8 +227,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vm-harness-modules-{}", std::process::id()));
         let kernel = dir.join("kernel");
         std::fs::create_dir_all(&kernel).unwrap();
-        for (name, deps) in [("9p", "9pnet,netfs"), ("9pnet", ""), ("netfs", ""), ("9pnet_virtio", "9pnet"), ("overlay", "")] {
-            std::fs::write(kernel.join(format!("{name}.ko")), fake_module(format!("depends={deps}\0").as_bytes())).unwrap();
+        for (name, deps) in
+            [("9p", "9pnet,netfs"), ("9pnet", ""), ("netfs", ""), ("9pnet_virtio", "9pnet"), ("overlay", "")]
+        {
+            std::fs::write(kernel.join(format!("{name}.ko")), fake_module(format!("depends={deps}\0").as_bytes()))
+                .unwrap();
         }
         let order: Vec<String> = load_order(&dir).unwrap().into_iter().map(|m| m.name).collect();
         std::fs::remove_dir_all(&dir).unwrap();

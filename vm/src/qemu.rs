@@ -190,10 +190,7 @@ mod tests {
 
     #[test]
     fn boot_ends_qemu_on_panic_and_appends_extras() {
-        let cases: [(&[String], &str); 2] = [
-            (&[], ""),
-            (&["vmharness.probe".to_owned()], " vmharness.probe"),
-        ];
+        let cases: [(&[String], &str); 2] = [(&[], ""), (&["vmharness.probe".to_owned()], " vmharness.probe")];
         for (extra, suffix) in cases {
             let args = boot(Path::new("/k/vmlinuz"), Path::new("/o/initramfs.cpio"), extra);
             assert_eq!(args[..4], ["-kernel", "/k/vmlinuz", "-initrd", "/o/initramfs.cpio"]);

@@ -6,25 +6,15 @@ use std::process::{Command, Stdio};
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
     #[error("failed to start `{program}` (is it installed?)")]
-    Spawn {
-        program: String,
-        source: std::io::Error,
-    },
+    Spawn { program: String, source: std::io::Error },
     #[error("`{command}` failed with {status}: {stderr}")]
-    Failed {
-        command: String,
-        status: std::process::ExitStatus,
-        stderr: String,
-    },
+    Failed { command: String, status: std::process::ExitStatus, stderr: String },
 }
 
 /// Runs `cmd` to completion and returns its stdout; a non-zero exit is an error carrying stderr.
 pub fn output(cmd: &mut Command) -> Result<Vec<u8>, ToolError> {
     let program = cmd.get_program().to_string_lossy().into_owned();
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| ToolError::Spawn { program, source })?;
+    let out = cmd.stdin(Stdio::null()).output().map_err(|source| ToolError::Spawn { program, source })?;
     if !out.status.success() {
         return Err(ToolError::Failed {
             command: describe(cmd),

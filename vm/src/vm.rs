@@ -82,7 +82,7 @@ pub fn run(kernel: &Kernel, job: &Job, opts: &VmOptions, out_root: &Path, live: 
         Err(message) => return report(Outcome::Infra(message), None),
     };
     let watched = watch(child, &out_dir.join("console.log"), &share.join(guest::OUTPUT_FILE), opts.timeout, live);
-    let outcome = classify(&watched, &out_dir, &share);
+    let outcome = classify(&watched, opts.timeout, &out_dir, &share);
     report(outcome, watched.booted)
 }
 
@@ -121,8 +121,16 @@ fn prepare(kernel: &Kernel, job: &Job, out_dir: &Path, share: &Path) -> Result<P
     }
     let _ = std::fs::remove_dir_all(share);
     std::fs::create_dir_all(share).map_err(|e| io("create", share, e))?;
+    // An archive under /tmp (say) would be hidden by the guest's fresh tmpfs: bring a copy in
+    // through the share instead.
+    let mut job = job.clone();
+    if let Some(archive) = job.image_archive.as_mut().filter(|a| guest::masked_by(a).is_some()) {
+        let copy = share.join("images.tar");
+        std::fs::copy(&*archive, &copy).map_err(|e| io("copy the image archive to", &copy, e))?;
+        *archive = Path::new("/vm-harness/images.tar").to_owned();
+    }
     let files = [
-        (guest::RUN_SCRIPT, guest::render_run_script(job)),
+        (guest::RUN_SCRIPT, guest::render_run_script(&job)),
         (guest::CONTAINERS_CONF_FILE, guest::CONTAINERS_CONF.to_owned()),
     ];
     for (name, contents) in files {
@@ -140,9 +148,11 @@ fn spawn(cfg: &VmConfig, out_dir: &Path) -> Result<Child, String> {
     let log2 = log.try_clone().map_err(|e| format!("failed to share {}: {e}", log_path.display()))?;
     let args = qemu::command_line(cfg);
     // Kept so a failing boot can be rerun by hand, exactly.
-    let cmdline: Vec<String> = std::iter::once(qemu::QEMU.to_owned()).chain(args.iter().map(|a| guest::quote(a))).collect();
+    let cmdline: Vec<String> =
+        std::iter::once(qemu::QEMU.to_owned()).chain(args.iter().map(|a| guest::quote(a))).collect();
     let cmdline_path = out_dir.join("qemu.cmdline");
-    std::fs::write(&cmdline_path, cmdline.join(" ") + "\n").map_err(|e| format!("failed to write {}: {e}", cmdline_path.display()))?;
+    std::fs::write(&cmdline_path, cmdline.join(" ") + "\n")
+        .map_err(|e| format!("failed to write {}: {e}", cmdline_path.display()))?;
     Command::new(qemu::QEMU)
         .args(args)
         .stdin(Stdio::null())
@@ -161,7 +171,13 @@ struct Watched {
 
 /// Polls QEMU until it exits or `timeout` passes (then kills it), noting when the guest booted
 /// and copying new command output to `live`.
-fn watch(mut child: Child, console: &Path, output: &Path, timeout: Duration, mut live: Option<&mut dyn Write>) -> Watched {
+fn watch(
+    mut child: Child,
+    console: &Path,
+    output: &Path,
+    timeout: Duration,
+    mut live: Option<&mut dyn Write>,
+) -> Watched {
     let start = Instant::now();
     let mut booted = None;
     let mut output_seen = 0u64;
@@ -200,7 +216,7 @@ fn tail(path: &Path, seen: &mut u64) -> Vec<u8> {
 
 /// A status file means the command finished; everything else is an infrastructure failure,
 /// described from what the console shows.
-fn classify(watched: &Watched, out_dir: &Path, share: &Path) -> Outcome {
+fn classify(watched: &Watched, timeout: Duration, out_dir: &Path, share: &Path) -> Outcome {
     let status = std::fs::read_to_string(share.join(guest::STATUS_FILE)).ok();
     if let Some(status) = status.and_then(|s| s.trim().parse::<i32>().ok()) {
         let output = read_lossy(&share.join(guest::OUTPUT_FILE));
@@ -209,7 +225,7 @@ fn classify(watched: &Watched, out_dir: &Path, share: &Path) -> Outcome {
     let console = read_lossy(&out_dir.join("console.log"));
     let log = out_dir.join("console.log");
     let reason = if watched.timed_out {
-        "timed out".to_owned()
+        format!("timed out after {}s (raise --timeout if the tests are just slow)", timeout.as_secs())
     } else if let Some(line) = console.lines().find(|l| l.contains("Kernel panic")) {
         format!("kernel panic ({})", line.trim())
     } else if let Some(line) = console.lines().rev().find(|l| l.starts_with(guest::ERROR_PREFIX)) {
