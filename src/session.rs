@@ -59,8 +59,13 @@ pub fn run(session: &Session) -> Result<()> {
     let set = started.tracer.collect()?;
     drop(started.tracer);
     let summary = recording::write_profile(&set, started.base.as_ref(), &session.output)?;
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).ok();
+    let (rss_kib, cpu_ms) = usage.map_or((0, 0), |u| {
+        let cpu = u.user_time() + u.system_time();
+        (u.max_rss(), cpu.tv_sec() * 1000 + cpu.tv_usec() / 1000)
+    });
     tracing::info!(
-        "container {} {why}: wrote {:?} ({} syscalls recorded, {} newly allowed)",
+        "container {} {why}: wrote {:?} ({} syscalls recorded, {} newly allowed; tracer peak RSS {rss_kib} KiB, CPU {cpu_ms} ms)",
         session.container_id,
         session.output,
         summary.recorded,
