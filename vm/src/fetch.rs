@@ -51,6 +51,8 @@ pub struct Kernel {
     /// `uname -r` of the kernel, the name of its modules directory.
     pub release: String,
     pub vmlinuz: PathBuf,
+    /// What QEMU boots: the PVH vmlinux when one could be made, else `vmlinuz` (see bzimage.rs).
+    pub boot_image: PathBuf,
     /// `lib/modules/<release>` inside the extracted packages.
     pub modules_dir: PathBuf,
 }
@@ -276,7 +278,8 @@ fn locate(series: &str, version: &str, dir: &Path) -> Result<Kernel, FetchError>
         .into_iter()
         .find(|p| p.is_file())
         .ok_or_else(incomplete)?;
-    Ok(Kernel { series: series.to_owned(), version: version.to_owned(), release, vmlinuz, modules_dir })
+    let boot_image = crate::bzimage::boot_image(&vmlinuz, dir);
+    Ok(Kernel { series: series.to_owned(), version: version.to_owned(), release, vmlinuz, boot_image, modules_dir })
 }
 
 fn create_dir(path: &Path) -> Result<(), FetchError> {

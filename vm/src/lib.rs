@@ -5,6 +5,8 @@
 //! `vm/cache`) -> `modules` + `initramfs` (stage 1) -> `guest` (stage 2 and the share) ->
 //! `qemu` (the command line) -> `vm` (one boot) -> `matrix` (many) -> `report` (the table).
 
+pub mod bzimage;
+pub mod elf;
 pub mod fetch;
 pub mod guest;
 pub mod initramfs;

@@ -127,7 +127,7 @@ fn dispatch(cli: &Cli) -> Result<i32, Failure> {
     match &cli.command {
         Command::Fetch { series } => {
             for k in kernels_for(series, true)? {
-                println!("{}\t{}\t{}\t{}", k.series, k.version, k.release, k.vmlinuz.display());
+                println!("{}\t{}\t{}\t{}", k.series, k.version, k.release, k.boot_image.display());
             }
             Ok(exit::OK)
         }

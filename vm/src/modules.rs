@@ -130,63 +130,17 @@ fn read_module(path: &Path) -> Result<Vec<u8>, ModulesError> {
 
 /// The `depends=` list of a module's `.modinfo` section; `None` if the bytes are not such a module.
 pub fn modinfo_depends(elf: &[u8]) -> Option<Vec<String>> {
-    let modinfo = elf_section(elf, ".modinfo")?;
+    let modinfo = crate::elf::section(elf, ".modinfo")?;
     let depends = modinfo.split(|b| *b == 0).find_map(|entry| entry.strip_prefix(b"depends=")).unwrap_or_default();
     Some(String::from_utf8_lossy(depends).split(',').filter(|d| !d.is_empty()).map(normalize).collect())
-}
-
-/// The contents of the section called `name` in a 64-bit little-endian ELF file (all x86_64
-/// modules are). Offsets are from the ELF64 header and section header layouts.
-fn elf_section<'a>(elf: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    let u16_at = |o: usize| Some(u16::from_le_bytes(elf.get(o..o + 2)?.try_into().ok()?) as usize);
-    let u32_at = |o: usize| Some(u32::from_le_bytes(elf.get(o..o + 4)?.try_into().ok()?) as usize);
-    let u64_at = |o: usize| usize::try_from(u64::from_le_bytes(elf.get(o..o + 8)?.try_into().ok()?)).ok();
-    // Magic, ELFCLASS64, ELFDATA2LSB.
-    if elf.get(0..6)? != b"\x7fELF\x02\x01" {
-        return None;
-    }
-    let (shoff, shentsize, shnum, shstrndx) = (u64_at(0x28)?, u16_at(0x3a)?, u16_at(0x3c)?, u16_at(0x3e)?);
-    let header = |i: usize| shoff.checked_add(i.checked_mul(shentsize)?);
-    // A section header: sh_name at 0, sh_offset at 0x18, sh_size at 0x20.
-    let contents = |h: usize| elf.get(u64_at(h + 0x18)?..u64_at(h + 0x18)?.checked_add(u64_at(h + 0x20)?)?);
-    let names = contents(header(shstrndx)?)?;
-    (0..shnum).find_map(|i| {
-        let h = header(i)?;
-        let start = u32_at(h)?;
-        let end = start + names.get(start..)?.iter().position(|b| *b == 0)?;
-        (names.get(start..end)? == name.as_bytes()).then(|| contents(h)).flatten()
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A minimal ELF64 with a null section, `.shstrtab` and `.modinfo`.
     fn fake_module(modinfo: &[u8]) -> Vec<u8> {
-        let shstrtab = b"\0.shstrtab\0.modinfo\0";
-        let mut elf = vec![0u8; 64];
-        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
-        let modinfo_at = elf.len();
-        elf.extend_from_slice(modinfo);
-        let shstrtab_at = elf.len();
-        elf.extend_from_slice(shstrtab);
-        let shoff = elf.len();
-        let section = |name: u32, offset: usize, size: usize| {
-            let mut h = vec![0u8; 64];
-            h[..4].copy_from_slice(&name.to_le_bytes());
-            h[0x18..0x20].copy_from_slice(&(offset as u64).to_le_bytes());
-            h[0x20..0x28].copy_from_slice(&(size as u64).to_le_bytes());
-            h
-        };
-        elf.extend(section(0, 0, 0));
-        elf.extend(section(1, shstrtab_at, shstrtab.len()));
-        elf.extend(section(11, modinfo_at, modinfo.len()));
-        elf[0x28..0x30].copy_from_slice(&(shoff as u64).to_le_bytes());
-        elf[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
-        elf[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
-        elf[0x3e..0x40].copy_from_slice(&1u16.to_le_bytes());
-        elf
+        crate::elf::build(&[(".modinfo", 1, modinfo)])
     }
 
     #[test]

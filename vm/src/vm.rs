@@ -67,7 +67,7 @@ pub fn run(kernel: &Kernel, job: &Job, opts: &VmOptions, out_root: &Path, live: 
             accel: opts.accel,
             memory_mib: opts.memory_mib,
             cpus: opts.cpus,
-            kernel: kernel.vmlinuz.clone(),
+            kernel: kernel.boot_image.clone(),
             initrd,
             extra_append: vec![],
             shares: vec![
@@ -102,7 +102,7 @@ pub fn probe_kvm(kernel: &Kernel, out_root: &Path, timeout: Duration) -> bool {
         accel: Accel::Kvm,
         memory_mib: 256,
         cpus: 1,
-        kernel: kernel.vmlinuz.clone(),
+        kernel: kernel.boot_image.clone(),
         initrd,
         extra_append: vec!["vmharness.probe".into()],
         shares: vec![],
