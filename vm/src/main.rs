@@ -38,7 +38,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Resolve the newest version of each series (all when none given) and download it.
-    Fetch { series: Vec<String> },
+    Fetch {
+        /// Kernel series from vm/KERNELS, e.g. 5.10 7.3.
+        series: Vec<String>,
+    },
     /// Boot one kernel, run the command, stream its output; exit as documented below.
     Run {
         /// Kernel series from vm/KERNELS, e.g. 6.1.
@@ -50,6 +53,7 @@ enum Command {
     /// Run the command on each kernel (all when none given), several VMs at a time, and print
     /// a table of passed/failed/skipped tests per kernel.
     Matrix {
+        /// Kernel series from vm/KERNELS, e.g. 5.10 7.3.
         series: Vec<String>,
         /// VMs at a time [default: what memory and cores allow].
         #[arg(long)]
