@@ -51,20 +51,6 @@ pub enum Command {
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<OsString>,
     },
-    /// The detached tracer the prestart hook starts (internal).
-    #[command(hide = true)]
-    Trace {
-        #[arg(long)]
-        container_id: String,
-        #[arg(long)]
-        pid: i32,
-        #[arg(long)]
-        input: Option<PathBuf>,
-        #[arg(long)]
-        output: PathBuf,
-        #[arg(long)]
-        ready_fd: i32,
-    },
     /// Print the man page (roff) to stdout.
     #[command(hide = true)]
     Man,

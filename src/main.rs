@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser};
 use oci_seccomp_bpf_hook::cli::{Cli, Command};
 use oci_seccomp_bpf_hook::logging::{self, Mode, Sink};
-use oci_seccomp_bpf_hook::{prestart, session, standalone};
+use oci_seccomp_bpf_hook::{prestart, standalone};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -28,9 +28,6 @@ fn main() -> ExitCode {
     let result = match command {
         Command::Prestart => prestart::run(std::io::stdin().lock()).map(|()| 0),
         Command::Record { input, output, command } => standalone::run(&standalone::Record { input, output, command }),
-        Command::Trace { container_id, pid, input, output, ready_fd } => {
-            session::run(&session::Session { container_id, pid, input, output, ready_fd }).map(|()| 0)
-        }
         Command::Man => unreachable!("handled above"),
     };
     match result {

@@ -1,5 +1,5 @@
-//! The detached tracer process the prestart hook starts: it records one
-//! container until its init exits, then writes the profile.
+//! The detached tracer the prestart hook forks: it records one container
+//! until its init exits, then writes the profile.
 //!
 //! It reports readiness (or the reason it failed) on a pipe to the hook, so
 //! the container starts only once recording is on, and a failure reaches
@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -18,38 +18,54 @@ use crate::profile_file;
 use crate::recording;
 use crate::tracer::{self, Tracer};
 
-/// What the hook hands the tracer on its command line.
+/// What the hook hands the tracer.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub container_id: String,
     pub pid: i32,
     pub input: Option<PathBuf>,
     pub output: PathBuf,
-    pub ready_fd: RawFd,
 }
 
 /// The first line the tracer writes on the ready pipe when recording is on.
 pub const READY: &str = "ready";
 
-pub fn run(session: &Session) -> Result<()> {
-    // SAFETY: the hook passes the write end of its pipe at this number and
-    // nothing else in this process owns it.
-    let mut ready = File::from(unsafe { OwnedFd::from_raw_fd(session.ready_fd) });
+/// Runs the tracer; returns its exit code. An error before "ready" goes to
+/// the hook (which prints and logs it), one after it to the log.
+pub fn run(session: &Session, ready: OwnedFd) -> i32 {
+    let mut ready = File::from(ready);
     let started = match start(session) {
         Ok(started) => started,
         Err(e) => {
-            // The hook prints this and fails the container start.
             let _ = writeln!(ready, "{e:#}");
-            return Err(e);
+            return 1;
         }
     };
-    writeln!(ready, "{READY}").context("failed to tell the hook the tracer is ready")?;
+    if writeln!(ready, "{READY}").is_err() {
+        tracing::error!("the hook went away before the tracer was ready; not recording {}", session.container_id);
+        return 1;
+    }
     drop(ready);
+    match record(session, started) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("container {}: {e:#}", session.container_id);
+            1
+        }
+    }
+}
+
+fn record(session: &Session, started: Started) -> Result<()> {
+    // Only now: the container cannot start before we said ready, and its
+    // cgroup only goes away after it exits, while a cgroup v1 move can
+    // block for a whole RCU grace period (15 ms here).
+    leave_container_cgroups();
     tracing::info!(
-        "recording container {} (pid {}, mount namespace {})",
+        "recording container {} (pid {}, mount namespace {}) in tracer pid {}",
         session.container_id,
         session.pid,
-        started.mntns
+        started.mntns,
+        std::process::id()
     );
 
     let why = match wait_for_exit(&started.pidfd)? {
@@ -83,7 +99,6 @@ struct Started {
 
 /// Everything up to "recording is on"; any error here fails the container start.
 fn start(session: &Session) -> Result<Started> {
-    leave_container_cgroups();
     // The container's init cannot exit before the hook returns, and the hook
     // waits for us: this pidfd refers to the right process.
     let pidfd = pidfd_open(session.pid).with_context(|| format!("failed to watch container pid {}", session.pid))?;

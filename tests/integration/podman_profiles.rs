@@ -7,9 +7,7 @@ use std::time::Duration;
 use rstest::rstest;
 use serde_json::{json, Value};
 
-use crate::support::{
-    allowed, architectures, assert_same, names_with, skip, stderr, stdout, tracers_of, wait_for_profile, Podman,
-};
+use crate::support::{allowed, architectures, assert_same, names_with, skip, stderr, stdout, wait_for_profile, Podman};
 
 const PROBE: &str = "/usr/local/bin/sysprobe";
 const PROBE32: &str = "/usr/local/bin/sysprobe32";
@@ -284,9 +282,7 @@ fn the_tracer_is_detached_and_exits_after_writing(#[case] runtime: &'static str)
     let out = p.path("detached.json");
     let name = start_sleeper(&p, &out, &[]);
     let id = stdout(&p.podman(&["inspect", "-f", "{{.Id}}", &name])).trim().to_string();
-    let tracers = tracers_of(&id);
-    assert_eq!(tracers.len(), 1, "one tracer for container {id}");
-    let pid = tracers[0];
+    let pid = p.tracer_of(&id);
     let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     for line in cgroups.lines() {
         assert!(line.ends_with(":/"), "tracer not in a root cgroup: {line}");

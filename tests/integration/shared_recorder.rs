@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{hook_processes, stderr, stdout, tracers_of, wait_for_profile, Podman, IMAGE};
+use crate::support::{hook_processes, stderr, stdout, wait_for_profile, Podman, IMAGE};
 
 /// The crash test leaves an orphan record on purpose until the next tracer
 /// runs; the detach test must not look in between.
@@ -50,8 +50,8 @@ fn record_owners() -> Vec<u32> {
 
 /// Every process of ours that may hold the program: tracers and `record`.
 fn program_users() -> Vec<i32> {
-    let mut pids = hook_processes("trace", "");
-    pids.extend(hook_processes("record", ""));
+    let mut pids = hook_processes("-s");
+    pids.extend(hook_processes("record"));
     pids
 }
 
@@ -76,9 +76,7 @@ fn a_crashed_tracers_record_is_removed_by_the_next_tracer() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let id = stdout(&o).trim().to_string();
-    let crashed = tracers_of(&id);
-    assert_eq!(crashed.len(), 1, "one tracer for {id}");
-    let crashed = crashed[0] as u32;
+    let crashed = p.tracer_of(&id) as u32;
     assert!(record_owners().contains(&crashed), "the tracer's record is in the pinned map");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(crashed as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     p.podman(&["rm", "-f", "-t", "0", &name]);

@@ -125,6 +125,15 @@ impl Podman {
         std::fs::read_to_string(self.path("hook.log")).unwrap_or_default()
     }
 
+    /// The pid of the tracer recording container `id`, from its log line.
+    pub fn tracer_of(&self, id: &str) -> i32 {
+        let needle = format!("recording container {id} ");
+        let log = self.hook_log();
+        let line = log.lines().find(|l| l.contains(&needle)).unwrap_or_else(|| panic!("no tracer for {id} in: {log}"));
+        let pid = line.rsplit("in tracer pid ").next().unwrap().trim();
+        pid.parse().unwrap_or_else(|_| panic!("no tracer pid in {line:?}"))
+    }
+
     /// A path in this test's scratch folder.
     pub fn path(&self, name: &str) -> PathBuf {
         self.work.path().join(name)
@@ -196,26 +205,18 @@ pub fn assert_same(first: &Output, again: &Output, cmd: &[&str]) {
     );
 }
 
-/// Pids of our processes whose first argument is `subcommand` and whose
-/// arguments include `needle` (any, when empty).
-pub fn hook_processes(subcommand: &str, needle: &str) -> Vec<i32> {
+/// Pids of our processes whose first argument is `first_arg`: `-s` for the
+/// hook and the tracer it forks, `record` for the standalone command.
+pub fn hook_processes(first_arg: &str) -> Vec<i32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
         let ours = args.first().is_some_and(|a| a.ends_with(b"oci-seccomp-bpf-hook"));
-        if ours
-            && args.get(1) == Some(&subcommand.as_bytes())
-            && (needle.is_empty() || args.contains(&needle.as_bytes()))
-        {
+        if ours && args.get(1) == Some(&first_arg.as_bytes()) {
             pids.push(pid);
         }
     }
     pids
-}
-
-/// Pids of tracer processes recording the container `id`.
-pub fn tracers_of(id: &str) -> Vec<i32> {
-    hook_processes("trace", id)
 }
