@@ -69,7 +69,7 @@ struct VmArgs {
     #[arg(long, value_name = "FILE")]
     image_archive: Option<PathBuf>,
     /// Seconds before a VM counts as hung (generous: TCG is 10-20x slower than the host).
-    #[arg(long, value_name = "SECS", default_value_t = 1200)]
+    #[arg(long, value_name = "SECS", default_value_t = 2700)]
     timeout: u64,
     /// The command's working directory [default: the current one].
     #[arg(long, value_name = "DIR")]

@@ -15,11 +15,14 @@ pub struct TestCounts {
 }
 
 /// Sums every `test result: ... N passed; M failed; ...` line (one per test binary or doc-test
-/// group) and counts the `SKIPPED:` lines.
+/// group) and counts the lines that start with `SKIPPED:`.
 pub fn parse_libtest(output: &str) -> TestCounts {
     let mut counts = TestCounts::default();
     for line in output.lines() {
-        if line.starts_with("SKIPPED:") {
+        // With --test-threads=1 --nocapture libtest prints `test NAME ... ` before running the
+        // test, so the test's own first line lands right after it.
+        let own_output = line.strip_prefix("test ").and_then(|rest| rest.split_once(" ... ")).map_or(line, |(_, r)| r);
+        if own_output.starts_with("SKIPPED:") {
             counts.skipped += 1;
         }
         let Some(summary) = line.trim().strip_prefix("test result: ") else { continue };
@@ -148,6 +151,12 @@ mod tests {
                  test tracer::attach ... ok\n  SKIPPED: indented does not count\n\
                  test result: ok. 3 passed; 0 failed; 0 ignored\n",
                 TestCounts { passed: 3, failed: 0, skipped: 1 },
+            ),
+            (
+                // What libtest really prints with --test-threads=1 --nocapture.
+                "test a ... SKIPPED: a: no BTF\nok\ntest b ... ok\ntest c ... ignored\n\n\
+                 test result: ok. 2 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s\n",
+                TestCounts { passed: 2, failed: 0, skipped: 1 },
             ),
         ];
         for (output, expected) in cases {
