@@ -79,6 +79,8 @@ impl Cache {
         let dir = self.kernel_dir(&spec.series).join(&version);
         if !dir.join("root").is_dir() {
             let debs = dir.join("debs");
+            // Start clean: an interrupted earlier fetch may have left a truncated .deb.
+            let _ = std::fs::remove_dir_all(&debs);
             create_dir(&debs)?;
             for (package, package_version) in &packages {
                 apt.download(package, package_version, &debs)?;
