@@ -21,6 +21,8 @@ use thiserror::Error;
 
 use crate::syscalls::{Abi, SyscallSet};
 
+mod kernel_btf;
+
 mod skel {
     #![allow(clippy::all, non_camel_case_types, unused_imports, dead_code)]
     include!(concat!(env!("OUT_DIR"), "/recorder.skel.rs"));
@@ -39,7 +41,7 @@ const LOCK_FILE: &str = "/run/oci-seccomp-bpf-hook.lock";
 pub enum TracerError {
     #[error("failed to load the BPF recorder: it needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN) and a kernel with BTF (/sys/kernel/btf/vmlinux, 5.10 or newer)")]
     Load { source: libbpf_rs::Error },
-    #[error("failed to attach the BPF recorder to tp_btf/sys_enter")]
+    #[error("failed to attach the BPF recorder to raw_tp/sys_enter")]
     Attach { source: libbpf_rs::Error },
     #[error("failed to share the BPF recorder through {path:?}")]
     Share { path: PathBuf, source: anyhow::Error },
@@ -172,7 +174,19 @@ fn load_and_pin(pins: &Path) -> Result<MapHandle, TracerError> {
     fs::create_dir_all(pins).map_err(|e| share(e.into()))?;
 
     let mut storage = MaybeUninit::uninit();
-    let open = RecorderSkelBuilder::default().open(&mut storage).map_err(|source| TracerError::Load { source })?;
+    let mut builder = RecorderSkelBuilder::default();
+    // Relocate against the cached minimal BTF rather than parse the whole
+    // kernel BTF at every container start (see kernel_btf.rs); without it,
+    // libbpf parses /sys/kernel/btf/vmlinux as usual.
+    match kernel_btf::cached() {
+        Ok(path) => {
+            if let Err(e) = builder.obj_builder.btf_custom_path(&path) {
+                tracing::warn!("cannot use the minimal BTF {path:?}: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("no minimal BTF, loading against the full kernel BTF: {e:#}"),
+    }
+    let open = builder.open(&mut storage).map_err(|source| TracerError::Load { source })?;
     let skel = open.load().map_err(|source| TracerError::Load { source })?;
     let mut link: Link = skel.progs.record_syscall.attach().map_err(|source| TracerError::Attach { source })?;
     // Pin the map first: a link pinned without its map would be found by
