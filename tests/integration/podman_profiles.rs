@@ -125,17 +125,25 @@ fn blocked_in_the_input_stays_blocked(#[case] runtime: &'static str) {
     assert_denied(&p.replay(&out, &cmd), "mkdir blocked by the baseline");
 }
 
-/// Starts `sleep` detached with the annotation, returns its name.
-fn start_sleeper(p: &Podman, out: &std::path::Path, extra: &[&str]) -> String {
-    let name = format!("seccomp-test-{}-{}", p.runtime, std::process::id());
-    let annotation = format!("io.containers.trace-syscall=of:{}", out.display());
+/// Starts `sleep 1000` detached with `options`; returns its name.
+fn start_sleeper(p: &Podman, suffix: &str, options: &[String]) -> String {
+    let name = format!("seccomp-test-{}-{}-{suffix}", p.runtime, std::process::id());
     let mut args = vec!["run", "-d", "--name", &name, "--network", "none", "--runtime", p.runtime];
-    args.extend_from_slice(&["--annotation", &annotation]);
-    args.extend_from_slice(extra);
+    args.extend(options.iter().map(String::as_str));
     args.extend_from_slice(&[crate::support::IMAGE, "/bin/sleep", "1000"]);
     let o = p.podman(&args);
-    assert!(o.status.success(), "podman run -d: {}", stderr(&o));
+    assert!(o.status.success(), "podman run -d {options:?}: {}", stderr(&o));
     name
+}
+
+/// Options that trace a container into `out`.
+fn traced_into(out: &std::path::Path) -> Vec<String> {
+    vec!["--annotation".into(), format!("io.containers.trace-syscall=of:{}", out.display())]
+}
+
+/// Options that confine a container with the profile `profile`.
+fn confined_by(profile: &std::path::Path) -> Vec<String> {
+    vec!["--security-opt".into(), format!("seccomp={}", profile.display())]
 }
 
 #[rstest]
@@ -144,7 +152,7 @@ fn start_sleeper(p: &Podman, out: &std::path::Path, extra: &[&str]) -> String {
 fn podman_exec_is_recorded(#[case] runtime: &'static str) {
     let Some(p) = Podman::new(runtime) else { return };
     let out = p.path("exec.json");
-    let name = start_sleeper(&p, &out, &[]);
+    let name = start_sleeper(&p, "exec", &traced_into(&out));
     let o = p.podman(&["exec", &name, PROBE, "unusual"]);
     assert_eq!(stdout(&o), "unusual: ok\n", "{}", stderr(&o));
     assert!(p.podman(&["rm", "-f", "-t", "0", &name]).status.success());
@@ -152,24 +160,7 @@ fn podman_exec_is_recorded(#[case] runtime: &'static str) {
     assert_contains_all(&allowed(&profile), &UNUSUAL);
 
     // Replay: the same container and exec under the profile.
-    let opt = format!("seccomp={}", out.display());
-    let name2 = format!("{name}-replay");
-    let o = p.podman(&[
-        "run",
-        "-d",
-        "--name",
-        &name2,
-        "--network",
-        "none",
-        "--runtime",
-        runtime,
-        "--security-opt",
-        &opt,
-        crate::support::IMAGE,
-        "/bin/sleep",
-        "1000",
-    ]);
-    assert!(o.status.success(), "replay start: {}", stderr(&o));
+    let name2 = start_sleeper(&p, "exec-replay", &confined_by(&out));
     let o = p.podman(&["exec", &name2, PROBE, "unusual"]);
     p.podman(&["rm", "-f", "-t", "0", &name2]);
     assert_eq!(stdout(&o), "unusual: ok\n", "exec under the profile: {}", stderr(&o));
@@ -181,7 +172,7 @@ fn podman_exec_is_recorded(#[case] runtime: &'static str) {
 fn a_killed_container_still_gets_its_profile(#[case] runtime: &'static str) {
     let Some(p) = Podman::new(runtime) else { return };
     let out = p.path("killed.json");
-    let name = start_sleeper(&p, &out, &[]);
+    let name = start_sleeper(&p, "killed", &traced_into(&out));
     std::thread::sleep(Duration::from_millis(300));
     assert!(p.podman(&["kill", "-s", "KILL", &name]).status.success());
     let profile = wait_for_profile(&out);
@@ -191,24 +182,7 @@ fn a_killed_container_still_gets_its_profile(#[case] runtime: &'static str) {
 
     // Replay: the same container starts and sleeps under the profile until
     // it is killed (it never reached exit_group the first time either).
-    let opt = format!("seccomp={}", out.display());
-    let name2 = format!("{name}-replay");
-    let o = p.podman(&[
-        "run",
-        "-d",
-        "--name",
-        &name2,
-        "--network",
-        "none",
-        "--runtime",
-        runtime,
-        "--security-opt",
-        &opt,
-        crate::support::IMAGE,
-        "/bin/sleep",
-        "1000",
-    ]);
-    assert!(o.status.success(), "replay start: {}", stderr(&o));
+    let name2 = start_sleeper(&p, "killed-replay", &confined_by(&out));
     std::thread::sleep(Duration::from_millis(500));
     let state = p.podman(&["inspect", "-f", "{{.State.Status}}", &name2]);
     p.podman(&["rm", "-f", "-t", "0", &name2]);
@@ -280,7 +254,7 @@ fn log_lines_reach_the_journal() {
 fn the_tracer_is_detached_and_exits_after_writing(#[case] runtime: &'static str) {
     let Some(p) = Podman::new(runtime) else { return };
     let out = p.path("detached.json");
-    let name = start_sleeper(&p, &out, &[]);
+    let name = start_sleeper(&p, "detached", &traced_into(&out));
     let id = stdout(&p.podman(&["inspect", "-f", "{{.Id}}", &name])).trim().to_string();
     let pid = p.tracer_of(&id);
     let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
