@@ -1,0 +1,140 @@
+//! The bench's own BPF: the empty-program floor, and a census of the
+//! hook's programs on the machine (other people's tests share it).
+
+use std::mem::MaybeUninit;
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle};
+
+mod skel {
+    #![allow(clippy::all, non_camel_case_types, unused_imports, dead_code)]
+    include!(concat!(env!("OUT_DIR"), "/empty.skel.rs"));
+}
+
+/// The recorder's kind of hook, raw_tp or tp_btf, found by build.rs.
+pub const RECORDER_KIND: &str = env!("BENCH_RECORDER_KIND");
+
+/// Which empty program to attach (`--floor`; the recorder's kind by default).
+pub static FLOOR_KIND: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+pub fn floor_kind() -> &'static str {
+    FLOOR_KIND.get().map_or(RECORDER_KIND, String::as_str)
+}
+
+/// How long each Floor::attach of the empty program took, in ms: the least
+/// a libbpf tool pays to start tracing sys_enter on this kernel (open,
+/// verify, attach), a bound under the hook's start latency.
+static ATTACH_MS: Mutex<Vec<f64>> = Mutex::new(Vec::new());
+
+pub fn attach_times() -> Vec<f64> {
+    ATTACH_MS.lock().map(|v| v.clone()).unwrap_or_default()
+}
+
+/// Which reference program of bpf/empty.bpf.c to attach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reference {
+    /// Does nothing: the floor.
+    Empty,
+    /// Reads the mount namespace and misses in a hash map (untraced task).
+    Miss,
+    /// The same, with the host's namespace in the map: every host task
+    /// hits and marks its syscall (traced task).
+    Hit,
+}
+
+/// While alive, a reference program is attached to sys_enter. Only the
+/// link is kept: it holds the program, and dropping it detaches.
+pub struct Floor {
+    _link: Link,
+}
+
+impl Floor {
+    pub fn attach(what: Reference) -> Result<Floor> {
+        let start = std::time::Instant::now();
+        let mut storage = MaybeUninit::uninit();
+        let mut open =
+            skel::EmptySkelBuilder::default().open(&mut storage).context("failed to open bench/bpf/empty.bpf.c")?;
+        let kind = floor_kind();
+        let raw = kind == "raw_tp";
+        // Only the attached program is loaded: the others would cost load
+        // time (a tp_btf one makes libbpf parse the whole kernel BTF).
+        let p = &mut open.progs;
+        let empty = what == Reference::Empty;
+        p.empty_tp_btf.set_autoload(empty && !raw);
+        p.empty_raw_tp.set_autoload(empty && raw);
+        p.lookup_tp_btf.set_autoload(!empty && !raw);
+        p.lookup_raw_tp.set_autoload(!empty && raw);
+        let skel = open.load().context("failed to load bench/bpf/empty.bpf.c")?;
+        if what == Reference::Hit {
+            let ns = std::fs::metadata("/proc/self/ns/mnt").context("failed to read our mount namespace")?;
+            // Namespace inode numbers are 32-bit in the kernel.
+            let key = (std::os::unix::fs::MetadataExt::ino(&ns) as u32).to_ne_bytes();
+            let value = vec![0u8; skel.maps.watched.value_size() as usize];
+            skel.maps.watched.update(&key, &value, MapFlags::ANY).context("failed to watch our namespace")?;
+        }
+        let p = &skel.progs;
+        let prog = match (empty, raw) {
+            (true, true) => &p.empty_raw_tp,
+            (true, false) => &p.empty_tp_btf,
+            (false, true) => &p.lookup_raw_tp,
+            (false, false) => &p.lookup_tp_btf,
+        };
+        let link = prog.attach().with_context(|| format!("failed to attach the {what:?} {kind} program"))?;
+        if what == Reference::Empty {
+            if let Ok(mut v) = ATTACH_MS.lock() {
+                v.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        Ok(Floor { _link: link })
+    }
+}
+
+/// What the hook has running on the machine, ours and anyone else's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Census {
+    /// Loaded recorder programs (one per build of the BPF object in use).
+    pub recorders: usize,
+    /// Containers registered in the recorders' pinned maps.
+    pub traced: usize,
+}
+
+impl Census {
+    pub fn take() -> Census {
+        let recorders = libbpf_rs::query::ProgInfoIter::default().filter(|p| p.name == "record_syscall").count();
+        let mut traced = 0;
+        if let Ok(dirs) = std::fs::read_dir("/sys/fs/bpf") {
+            for dir in dirs.flatten() {
+                if dir.file_name().to_string_lossy().starts_with("oci-seccomp-bpf-hook-") {
+                    traced += pinned_entries(&dir.path().join("containers"));
+                }
+            }
+        }
+        Census { recorders, traced }
+    }
+
+    /// What the machine looks like when only the bench's `k` traced
+    /// containers run.
+    pub fn expected(k: usize) -> Census {
+        Census { recorders: usize::from(k > 0), traced: k }
+    }
+}
+
+fn pinned_entries(map: &Path) -> usize {
+    MapHandle::from_pinned_path(map).map(|m| m.keys().count()).unwrap_or(0)
+}
+
+/// Waits up to `secs` for the census to reach `want` (tracers leave a
+/// moment after their container). Returns the last census seen.
+pub fn settle(want: Census, secs: u64) -> Census {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let now = Census::take();
+        if now == want || std::time::Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,195 @@
+//! The SVG chart: what one getppid of an untraced host process costs above
+//! the no-BPF baseline, against the number of traced containers. Hand-made
+//! SVG, so the bench needs no plotting library and the file diffs cleanly.
+
+use std::fmt::Write;
+
+use crate::stats::Summary;
+
+const W: f64 = 820.0;
+const H: f64 = 420.0;
+const LEFT: f64 = 70.0;
+const RIGHT: f64 = 330.0;
+const TOP: f64 = 40.0;
+const BOTTOM: f64 = 50.0;
+
+pub struct Chart {
+    /// (K, ns above baseline) for K = 0, 1, 4, 16.
+    pub points: Vec<(usize, Summary)>,
+    /// The empty program's cost above baseline.
+    pub floor: f64,
+    /// The reference program's untraced path (namespace read, hash miss):
+    /// the least a recorder of this design costs.
+    pub reference: f64,
+    /// The old tool's figure at K = 1, for scale.
+    pub old_at_one: f64,
+}
+
+/// A round step for about `n` gridlines over `span`: 1, 2 or 5 times a
+/// power of ten.
+fn step(span: f64, n: f64) -> f64 {
+    let raw = (span / n).max(1e-9);
+    let mag = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag)
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+impl Chart {
+    pub fn render(&self) -> String {
+        let limit = 1.5 * self.floor;
+        let hi =
+            self.points.iter().map(|(_, s)| s.q3).chain([limit, self.old_at_one, self.reference]).fold(0.0, f64::max);
+        let lo = self.points.iter().map(|(_, s)| s.q1).fold(0.0, f64::min);
+        let dy = step(hi - lo, 6.0);
+        let (y0, y1) = ((lo / dy).floor() * dy, (hi * 1.05 / dy).ceil() * dy);
+        let plot_w = W - LEFT - RIGHT;
+        let plot_h = H - TOP - BOTTOM;
+        let y = |v: f64| TOP + plot_h * (1.0 - (v - y0) / (y1 - y0));
+        let n = self.points.len().max(1) as f64;
+        // K values are categories: 0, 1, 4, 16 evenly spaced, since the
+        // claim is "flat", not a fit to a curve.
+        let x = |i: usize| LEFT + plot_w * (i as f64 + 0.5) / n;
+
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+        );
+        let _ = writeln!(s, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="22" font-size="14" text-anchor="middle">Untraced host process: cost per getppid above no BPF, vs traced containers</text>"#,
+            W / 2.0
+        );
+        let mut v = y0;
+        while v <= y1 + dy / 2.0 {
+            let _ = writeln!(
+                s,
+                r##"<line x1="{LEFT}" x2="{}" y1="{py:.1}" y2="{py:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{v}</text>"##,
+                LEFT + plot_w,
+                LEFT - 6.0,
+                y(v) + 4.0,
+                py = y(v)
+            );
+            v += dy;
+        }
+        let _ = writeln!(
+            s,
+            r#"<text transform="translate(18 {}) rotate(-90)" text-anchor="middle">ns per syscall above baseline (CPU time)</text>"#,
+            TOP + plot_h / 2.0
+        );
+        for (i, (k, _)) in self.points.iter().enumerate() {
+            let _ = writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{k}</text>"#, x(i), TOP + plot_h + 18.0);
+        }
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle">K = containers traced at the same time</text>"#,
+            LEFT + plot_w / 2.0,
+            H - 10.0
+        );
+        let hline = |s: &mut String, v: f64, colour: &str, dash: &str| {
+            let _ = writeln!(
+                s,
+                r#"<line x1="{LEFT}" x2="{}" y1="{py:.1}" y2="{py:.1}" stroke="{colour}" stroke-width="1.5" stroke-dasharray="{dash}"/>"#,
+                LEFT + plot_w,
+                py = y(v)
+            );
+        };
+        hline(&mut s, self.floor, "#888", "6 4");
+        hline(&mut s, self.reference, "#2e7d32", "8 3 2 3");
+        hline(&mut s, limit, "#c60", "2 3");
+        let path: Vec<String> =
+            (0..self.points.len()).map(|i| format!("{:.1},{:.1}", x(i), y(self.points[i].1.median))).collect();
+        let _ =
+            writeln!(s, r##"<polyline points="{}" fill="none" stroke="#1565c0" stroke-width="2"/>"##, path.join(" "));
+        for (i, (_, sum)) in self.points.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                r##"<line x1="{px:.1}" x2="{px:.1}" y1="{:.1}" y2="{:.1}" stroke="#1565c0"/><circle cx="{px:.1}" cy="{:.1}" r="4" fill="#1565c0"/>"##,
+                y(sum.q1),
+                y(sum.q3),
+                y(sum.median),
+                px = x(i)
+            );
+        }
+        if let Some(i) = self.points.iter().position(|(k, _)| *k == 1) {
+            let _ = writeln!(
+                s,
+                r##"<rect x="{:.1}" y="{:.1}" width="8" height="8" fill="#b71c1c"/>"##,
+                x(i) - 4.0,
+                y(self.old_at_one) - 4.0
+            );
+        }
+        let legend = [
+            ("#1565c0", "", "this hook: median, IQR bar"),
+            ("#888", "6 4", "empty BPF program (floor)"),
+            ("#2e7d32", "8 3 2 3", "reference: namespace read + hash miss"),
+            ("#c60", "2 3", "target: 1.5 x floor"),
+            ("#b71c1c", "", "old tool at K=1 (BASELINE.md: another"),
+            ("", "", "machine, dd workload, wall time; it adds"),
+            ("", "", "one program per traced container)"),
+        ];
+        for (i, (colour, dash, label)) in legend.iter().enumerate() {
+            let ly = TOP + 10.0 + 20.0 * i as f64;
+            let lx = W - RIGHT + 12.0;
+            if !colour.is_empty() {
+                let _ = writeln!(
+                    s,
+                    r#"<line x1="{lx}" x2="{}" y1="{ly}" y2="{ly}" stroke="{colour}" stroke-width="3" stroke-dasharray="{dash}"/>"#,
+                    lx + 18.0
+                );
+            }
+            let _ = writeln!(s, r#"<text x="{}" y="{}">{}</text>"#, lx + 24.0, ly + 4.0, esc(label));
+        }
+        s.push_str("</svg>\n");
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(v: f64) -> Summary {
+        Summary { median: v, q1: v - 1.0, q3: v + 1.0, n: 10 }
+    }
+
+    fn chart() -> Chart {
+        Chart {
+            points: vec![(0, at(0.0)), (1, at(20.0)), (4, at(21.0)), (16, at(20.5))],
+            floor: 15.0,
+            reference: 18.0,
+            old_at_one: 64.0,
+        }
+    }
+
+    #[test]
+    fn one_marker_per_level_and_a_closed_document() {
+        let svg = chart().render();
+        assert!(svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<circle ").count(), 4);
+        assert_eq!(svg.matches("<polyline ").count(), 1);
+        for k in ["0", "1", "4", "16"] {
+            assert!(svg.contains(&format!(">{k}</text>")), "no x label {k}");
+        }
+    }
+
+    #[test]
+    fn higher_costs_are_drawn_higher() {
+        let svg = chart().render();
+        let cys: Vec<f64> =
+            svg.split("cy=\"").skip(1).map(|rest| rest.split('"').next().unwrap().parse().unwrap()).collect();
+        assert!(cys[0] > cys[1], "K=0 (0 ns) must sit below K=1 (20 ns): {cys:?}");
+        assert!(cys[2] < cys[1], "21 ns must sit above 20 ns: {cys:?}");
+    }
+
+    #[test]
+    fn steps_are_round() {
+        assert_eq!(step(70.0, 6.0), 20.0);
+        assert_eq!(step(6.0, 6.0), 1.0);
+        assert_eq!(step(300.0, 6.0), 50.0);
+    }
+}
