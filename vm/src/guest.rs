@@ -28,8 +28,9 @@ pub const OUTPUT_FILE: &str = "output.log";
 pub const STATUS_FILE: &str = "status";
 
 /// Directories stage 2 covers with a fresh tmpfs: host files below them are invisible in the
-/// guest. Keep in step with `guest/run.sh`.
-pub const MASKED_DIRS: &[&str] = &["/tmp", "/run", "/var/tmp", "/var/lib/containers", "/dev", "/proc", "/sys"];
+/// guest. Keep in step with `guest/run.sh`. Not /tmp: a checkout (CI's fresh clone) may live
+/// there, and the overlay already makes it writable in the guest.
+pub const MASKED_DIRS: &[&str] = &["/run", "/var/tmp", "/var/lib/containers", "/dev", "/proc", "/sys"];
 
 /// The masked directory `path` (absolute) is under, if any.
 pub fn masked_by(path: &std::path::Path) -> Option<&'static str> {
@@ -85,8 +86,9 @@ mod tests {
     #[test]
     fn masked_table() {
         let cases = [
-            ("/tmp/images.tar", Some("/tmp")),
-            ("/tmpfoo/images.tar", None),
+            ("/tmp/images.tar", None),
+            ("/var/tmp/images.tar", Some("/var/tmp")),
+            ("/runfoo/images.tar", None),
             ("/var/lib/containers/x", Some("/var/lib/containers")),
             ("/work/main/target/fixtures/images.tar", None),
         ];

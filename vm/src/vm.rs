@@ -121,7 +121,7 @@ fn prepare(kernel: &Kernel, job: &Job, out_dir: &Path, share: &Path) -> Result<P
     }
     let _ = std::fs::remove_dir_all(share);
     std::fs::create_dir_all(share).map_err(|e| io("create", share, e))?;
-    // An archive under /tmp (say) would be hidden by the guest's fresh tmpfs: bring a copy in
+    // An archive under /var/tmp (say) would be hidden by the guest's fresh tmpfs: bring a copy in
     // through the share instead.
     let mut job = job.clone();
     if let Some(archive) = job.image_archive.as_mut().filter(|a| guest::masked_by(a).is_some()) {

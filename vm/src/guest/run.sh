@@ -37,7 +37,6 @@ mnt bpf /sys/fs/bpf
 # podman's overlay storage cannot sit on overlayfs, and every boot should start empty.
 mnt tmpfs /run mode=0755
 mnt tmpfs /var/lib/containers mode=0700
-mnt tmpfs /tmp mode=1777
 mnt tmpfs /var/tmp mode=1777
 
 /bin/busybox hostname vm-harness
