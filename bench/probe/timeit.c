@@ -12,12 +12,22 @@
  * delays the loop without adding to its CPU time, and the BPF program runs
  * in the syscalling task's context, so its cost is counted there.
  *
- * Output, one line on stdout after the command's own output:
- *   timeit wall_ns=<n> cpu_ns=<n> status=<exit code or 128+signal>
+ * With -c CPU the runs are pinned to that CPU: this VM's vCPUs are fast or
+ * slow (a busy hyperthread sibling on the host, ~25%) independently of each
+ * other, so a loop the scheduler places on either one mixes both states.
+ *
+ * With -n R the command runs R times in a row. Each run prints one line on
+ * stdout after the command's own output; start and end are CLOCK_MONOTONIC,
+ * which containers share with the host, so the bench can tell which of its
+ * attach windows a run fell in:
+ *   timeit start_ns=<n> end_ns=<n> wall_ns=<n> cpu_ns=<n> status=<code>
+ * where code is the exit code or 128 + signal. Stops at the first failure.
  */
 #define _GNU_SOURCE
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -36,17 +46,13 @@ static unsigned long long tv_ns(struct timeval tv)
 	return (unsigned long long)tv.tv_sec * 1000000000ULL + tv.tv_usec * 1000ULL;
 }
 
-int main(int argc, char **argv)
+static int run_once(char **argv)
 {
 	unsigned long long start, end;
 	struct rusage ru;
 	int status, code;
 	pid_t pid;
 
-	if (argc < 2) {
-		fprintf(stderr, "usage: timeit COMMAND [ARG...]\n");
-		return 2;
-	}
 	start = now_ns();
 	pid = fork();
 	if (pid < 0) {
@@ -54,7 +60,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (pid == 0) {
-		execvp(argv[1], argv + 1);
+		execvp(argv[0], argv);
 		perror("timeit: exec");
 		_exit(127);
 	}
@@ -64,9 +70,44 @@ int main(int argc, char **argv)
 	}
 	end = now_ns();
 	code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	/* Flush the child's output first: it shares our stdout. */
+	printf("timeit start_ns=%llu end_ns=%llu wall_ns=%llu cpu_ns=%llu "
+	       "status=%d\n",
+	       start, end, end - start, tv_ns(ru.ru_utime) + tv_ns(ru.ru_stime), code);
+	/* The child's output went straight to our stdout; ours must follow
+	 * it, not sit in a buffer until exit. */
 	fflush(stdout);
-	printf("timeit wall_ns=%llu cpu_ns=%llu status=%d\n", end - start,
-	       tv_ns(ru.ru_utime) + tv_ns(ru.ru_stime), code);
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	long runs = 1, cpu = -1;
+	int first = 1, code = 0;
+
+	while (first + 1 < argc && argv[first][0] == '-') {
+		if (!strcmp(argv[first], "-n"))
+			runs = strtol(argv[first + 1], NULL, 10);
+		else if (!strcmp(argv[first], "-c"))
+			cpu = strtol(argv[first + 1], NULL, 10);
+		else
+			break;
+		first += 2;
+	}
+	if (argc <= first || runs < 1) {
+		fprintf(stderr, "usage: timeit [-n RUNS] [-c CPU] COMMAND [ARG...]\n");
+		return 2;
+	}
+	if (cpu >= 0) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		if (sched_setaffinity(0, sizeof set, &set) < 0) {
+			perror("timeit: sched_setaffinity");
+			return 1;
+		}
+	}
+	for (long i = 0; i < runs && code == 0; i++)
+		code = run_once(argv + first);
 	return code;
 }

@@ -6,16 +6,26 @@ use std::fmt::Write;
 
 use crate::stats::Summary;
 
-const W: f64 = 820.0;
+const W: f64 = 860.0;
 const H: f64 = 420.0;
 const LEFT: f64 = 70.0;
-const RIGHT: f64 = 330.0;
+const RIGHT: f64 = 350.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 50.0;
 
-pub struct Chart {
-    /// (K, ns above baseline) for K = 0, 1, 4, 16.
+/// The x axis: K values as evenly spaced categories, since the claim is
+/// "flat", not a fit to a curve.
+const KS: [usize; 4] = [0, 1, 4, 16];
+
+/// One measured series: (K, ns above baseline) for K = 0, 1, 4, 16.
+pub struct Line {
+    pub label: &'static str,
+    pub colour: &'static str,
     pub points: Vec<(usize, Summary)>,
+}
+
+pub struct Chart {
+    pub lines: Vec<Line>,
     /// The empty program's cost above baseline.
     pub floor: f64,
     /// The reference program's untraced path (namespace read, hash miss):
@@ -40,18 +50,18 @@ fn esc(s: &str) -> String {
 impl Chart {
     pub fn render(&self) -> String {
         let limit = 1.5 * self.floor;
-        let hi =
-            self.points.iter().map(|(_, s)| s.q3).chain([limit, self.old_at_one, self.reference]).fold(0.0, f64::max);
-        let lo = self.points.iter().map(|(_, s)| s.q1).fold(0.0, f64::min);
+        let all = || self.lines.iter().flat_map(|l| l.points.iter().map(|(_, s)| *s));
+        let hi = all().map(|s| s.q3).chain([limit, self.old_at_one, self.reference]).fold(0.0, f64::max);
+        let lo = all().map(|s| s.q1).fold(0.0, f64::min);
         let dy = step(hi - lo, 6.0);
         let (y0, y1) = ((lo / dy).floor() * dy, (hi * 1.05 / dy).ceil() * dy);
         let plot_w = W - LEFT - RIGHT;
         let plot_h = H - TOP - BOTTOM;
         let y = |v: f64| TOP + plot_h * (1.0 - (v - y0) / (y1 - y0));
-        let n = self.points.len().max(1) as f64;
-        // K values are categories: 0, 1, 4, 16 evenly spaced, since the
-        // claim is "flat", not a fit to a curve.
-        let x = |i: usize| LEFT + plot_w * (i as f64 + 0.5) / n;
+        let x = |k: usize| {
+            let i = KS.iter().position(|&v| v == k).unwrap_or(0);
+            LEFT + plot_w * (i as f64 + 0.5) / KS.len() as f64
+        };
 
         let mut s = String::new();
         let _ = writeln!(
@@ -81,8 +91,8 @@ impl Chart {
             r#"<text transform="translate(18 {}) rotate(-90)" text-anchor="middle">ns per syscall above baseline (CPU time)</text>"#,
             TOP + plot_h / 2.0
         );
-        for (i, (k, _)) in self.points.iter().enumerate() {
-            let _ = writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{k}</text>"#, x(i), TOP + plot_h + 18.0);
+        for k in KS {
+            let _ = writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{k}</text>"#, x(k), TOP + plot_h + 18.0);
         }
         let _ = writeln!(
             s,
@@ -90,48 +100,50 @@ impl Chart {
             LEFT + plot_w / 2.0,
             H - 10.0
         );
-        let hline = |s: &mut String, v: f64, colour: &str, dash: &str| {
+        for (v, colour, dash) in
+            [(self.floor, "#888", "6 4"), (self.reference, "#2e7d32", "8 3 2 3"), (limit, "#c60", "2 3")]
+        {
             let _ = writeln!(
                 s,
                 r#"<line x1="{LEFT}" x2="{}" y1="{py:.1}" y2="{py:.1}" stroke="{colour}" stroke-width="1.5" stroke-dasharray="{dash}"/>"#,
                 LEFT + plot_w,
                 py = y(v)
             );
-        };
-        hline(&mut s, self.floor, "#888", "6 4");
-        hline(&mut s, self.reference, "#2e7d32", "8 3 2 3");
-        hline(&mut s, limit, "#c60", "2 3");
-        let path: Vec<String> =
-            (0..self.points.len()).map(|i| format!("{:.1},{:.1}", x(i), y(self.points[i].1.median))).collect();
-        let _ =
-            writeln!(s, r##"<polyline points="{}" fill="none" stroke="#1565c0" stroke-width="2"/>"##, path.join(" "));
-        for (i, (_, sum)) in self.points.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                r##"<line x1="{px:.1}" x2="{px:.1}" y1="{:.1}" y2="{:.1}" stroke="#1565c0"/><circle cx="{px:.1}" cy="{:.1}" r="4" fill="#1565c0"/>"##,
-                y(sum.q1),
-                y(sum.q3),
-                y(sum.median),
-                px = x(i)
-            );
         }
-        if let Some(i) = self.points.iter().position(|(k, _)| *k == 1) {
-            let _ = writeln!(
-                s,
-                r##"<rect x="{:.1}" y="{:.1}" width="8" height="8" fill="#b71c1c"/>"##,
-                x(i) - 4.0,
-                y(self.old_at_one) - 4.0
-            );
+        for (j, line) in self.lines.iter().enumerate() {
+            // Side by side, so that whiskers do not hide each other.
+            let dx = (j as f64 - (self.lines.len() as f64 - 1.0) / 2.0) * 10.0;
+            let c = line.colour;
+            let path: Vec<String> =
+                line.points.iter().map(|(k, p)| format!("{:.1},{:.1}", x(*k) + dx, y(p.median))).collect();
+            let _ = writeln!(s, r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"/>"#, path.join(" "));
+            for (k, p) in &line.points {
+                let _ = writeln!(
+                    s,
+                    r#"<line x1="{px:.1}" x2="{px:.1}" y1="{:.1}" y2="{:.1}" stroke="{c}"/><circle cx="{px:.1}" cy="{:.1}" r="4" fill="{c}"/>"#,
+                    y(p.q1),
+                    y(p.q3),
+                    y(p.median),
+                    px = x(*k) + dx
+                );
+            }
         }
-        let legend = [
-            ("#1565c0", "", "this hook: median, IQR bar"),
+        let _ = writeln!(
+            s,
+            r##"<rect x="{:.1}" y="{:.1}" width="8" height="8" fill="#b71c1c"/>"##,
+            x(1) - 4.0,
+            y(self.old_at_one) - 4.0
+        );
+        let mut legend: Vec<(&str, &str, &str)> = self.lines.iter().map(|l| (l.colour, "", l.label)).collect();
+        legend.extend([
+            ("", "", "(median; bar: first to third quartile)"),
             ("#888", "6 4", "empty BPF program (floor)"),
             ("#2e7d32", "8 3 2 3", "reference: namespace read + hash miss"),
             ("#c60", "2 3", "target: 1.5 x floor"),
             ("#b71c1c", "", "old tool at K=1 (BASELINE.md: another"),
             ("", "", "machine, dd workload, wall time; it adds"),
             ("", "", "one program per traced container)"),
-        ];
+        ]);
         for (i, (colour, dash, label)) in legend.iter().enumerate() {
             let ly = TOP + 10.0 + 20.0 * i as f64;
             let lx = W - RIGHT + 12.0;
@@ -158,8 +170,13 @@ mod tests {
     }
 
     fn chart() -> Chart {
+        let points = vec![(0, at(0.0)), (1, at(20.0)), (4, at(21.0)), (16, at(20.5))];
+        let other = vec![(1, at(19.0)), (16, at(19.5))];
         Chart {
-            points: vec![(0, at(0.0)), (1, at(20.0)), (4, at(21.0)), (16, at(20.5))],
+            lines: vec![
+                Line { label: "containers", colour: "#1565c0", points },
+                Line { label: "stand-ins", colour: "#6a1b9a", points: other },
+            ],
             floor: 15.0,
             reference: 18.0,
             old_at_one: 64.0,
@@ -167,14 +184,15 @@ mod tests {
     }
 
     #[test]
-    fn one_marker_per_level_and_a_closed_document() {
+    fn one_marker_per_point_and_a_closed_document() {
         let svg = chart().render();
         assert!(svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("<circle ").count(), 4);
-        assert_eq!(svg.matches("<polyline ").count(), 1);
+        assert_eq!(svg.matches("<circle ").count(), 6);
+        assert_eq!(svg.matches("<polyline ").count(), 2);
         for k in ["0", "1", "4", "16"] {
             assert!(svg.contains(&format!(">{k}</text>")), "no x label {k}");
         }
+        assert!(svg.contains(">stand-ins</text>"));
     }
 
     #[test]

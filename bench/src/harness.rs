@@ -89,23 +89,28 @@ impl Harness {
         Ok(o)
     }
 
+    /// `podman run --rm` arguments for the fixture image; a traced run
+    /// records into `out`.
+    fn run_args(&self, runtime: &str, mode: Mode, out: &Path, opts: &[&str], cmd: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = ["run", "--rm", "--network", "none", "--runtime", runtime].map(String::from).into();
+        match mode {
+            Mode::Plain => {}
+            Mode::NoopHook => args.extend(["--annotation".into(), format!("{NOOP_ANNOTATION}=1")]),
+            Mode::Traced => args.extend(["--annotation".into(), format!("{ANNOTATION}=of:{}", out.display())]),
+        }
+        args.extend(opts.iter().map(|s| s.to_string()));
+        args.push(self.image.clone());
+        args.extend(cmd.iter().map(|s| s.to_string()));
+        args
+    }
+
     /// Runs a container to its end; returns its output and podman's wall
     /// time. A traced run also waits for the tracer to write its profile
     /// (outside the timed part), so the next run starts from a quiet host.
     pub fn run(&self, runtime: &str, mode: Mode, opts: &[&str], cmd: &[&str]) -> Result<(Output, Duration)> {
         let out = self.out_path();
-        let annotation = match mode {
-            Mode::Plain => None,
-            Mode::NoopHook => Some(format!("{NOOP_ANNOTATION}=1")),
-            Mode::Traced => Some(format!("{ANNOTATION}=of:{}", out.display())),
-        };
-        let mut args = vec!["run", "--rm", "--network", "none", "--runtime", runtime];
-        if let Some(a) = &annotation {
-            args.extend(["--annotation", a]);
-        }
-        args.extend_from_slice(opts);
-        args.push(&self.image);
-        args.extend_from_slice(cmd);
+        let args = self.run_args(runtime, mode, &out, opts, cmd);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let start = Instant::now();
         let o = self.podman_ok(&args)?;
         let took = start.elapsed();
@@ -113,6 +118,21 @@ impl Harness {
             wait_for_file(&out, 20)?;
         }
         Ok((o, took))
+    }
+
+    /// Starts an untraced container in the background, its output piped;
+    /// pass `--name` in `opts` to be able to `kill` it.
+    pub fn spawn(&self, runtime: &str, opts: &[&str], cmd: &[&str]) -> Result<Child> {
+        let args = self.run_args(runtime, Mode::Plain, Path::new("/"), opts, cmd);
+        Command::new("podman")
+            .env("CONTAINERS_CONF", &self.conf)
+            .arg("--hooks-dir")
+            .arg(&self.hooks_dir)
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("failed to run podman")
     }
 
     fn detached_args<'a>(&'a self, annotation: &'a str, rm: bool, cmd: &[&'a str]) -> Vec<&'a str> {
@@ -166,6 +186,11 @@ impl Harness {
             bail!("podman run -d of a traced container failed: {e}");
         }
         Ok(ids)
+    }
+
+    /// Kills a running container (its `podman run` then returns).
+    pub fn kill(&self, name: &str) {
+        let _ = self.podman(&["kill", name]);
     }
 
     /// Removes containers at once (-t 0: no grace period for sleep).

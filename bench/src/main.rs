@@ -2,6 +2,7 @@
 //! writes bench/RESULTS.md and the chart next to it. Needs root, podman,
 //! runc, crun, strace, the release hook and the fixtures (`just fixtures`).
 
+mod alternated;
 mod bpf;
 mod chart;
 mod harness;
@@ -12,6 +13,7 @@ mod render;
 mod report;
 mod stats;
 mod suite;
+mod syscalls;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -32,18 +34,31 @@ struct Args {
     /// Where to write the Markdown results; the SVG chart goes next to it.
     #[arg(long, default_value = "bench/RESULTS.md")]
     out: PathBuf,
-    /// Samples per variant (start latency takes twice as many).
-    #[arg(long, default_value_t = 12)]
+    /// Rounds of the container sections: podman runs per variant (start
+    /// latency takes twice as many) and containers per per-syscall variant.
+    #[arg(long, default_value_t = 10)]
     runs: usize,
-    /// getppid calls per loop sample. More samples beat longer ones here:
-    /// the spread comes from the machine's state drifting between samples.
-    #[arg(long, default_value_t = 1_000_000)]
-    loops: u64,
-    /// A smoke run: 3 samples, 500k calls per loop, 1-2 minutes.
+    /// getppid calls per loop sample. Many short samples alternated fast
+    /// beat a few long ones here: the spread comes from the machine's
+    /// state drifting between samples.
+    #[arg(long, default_value_t = 200_000)]
+    calls: u64,
+    /// Loop samples per traced container, and per K level and round.
+    #[arg(long, default_value_t = 24)]
+    chunks: usize,
+    /// Times the cycled runs (untraced container, K=0 host block) go
+    /// through their states (none, empty program, ...), 300 ms each.
+    #[arg(long, default_value_t = 4)]
+    cycles: usize,
+    /// Rounds of the K section (each starts and removes 16 containers).
+    #[arg(long, default_value_t = 3)]
+    host_rounds: usize,
+    /// A smoke run, 1-2 minutes: 3 runs, 100k calls, 12 chunks, 2 cycles,
+    /// 1 K round.
     #[arg(long)]
     quick: bool,
     /// Only these sections (comma-separated: latency, tracer, container,
-    /// host), for working on the bench; the others show as "-".
+    /// host, alternated), for working on the bench; the others show "-".
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The empty program for the floor: raw_tp or tp_btf (default: the
@@ -72,9 +87,22 @@ fn main() -> Result<()> {
     let sysprobe = repo.join("target/fixtures/sysprobe");
     ensure!(sysprobe.exists(), "{sysprobe:?} is missing: run `just fixtures`");
 
-    let (runs, loops) = if args.quick { (3, 500_000) } else { (args.runs, args.loops) };
-    ensure!(runs >= 1 && loops >= 1000, "--runs must be at least 1 and --loops at least 1000");
-    let cfg = Config { runs, loops, strace_loops: (loops / 40).max(1000), sleep_secs: 5 };
+    let cfg = if args.quick {
+        Config { runs: 3, calls: 100_000, chunks: 12, cycles: 2, host_rounds: 1, sleep_secs: 5 }
+    } else {
+        Config {
+            runs: args.runs,
+            calls: args.calls,
+            chunks: args.chunks,
+            cycles: args.cycles,
+            host_rounds: args.host_rounds,
+            sleep_secs: 5,
+        }
+    };
+    ensure!(
+        cfg.runs >= 1 && cfg.host_rounds >= 1 && cfg.cycles >= 1 && cfg.chunks >= 4 && cfg.calls >= 10_000,
+        "--runs, --host-rounds and --cycles must be at least 1, --chunks at least 4, --calls at least 10000"
+    );
 
     if let Some(kind) = &args.floor {
         let _ = bpf::FLOOR_KIND.set(kind.clone());
@@ -91,15 +119,23 @@ fn main() -> Result<()> {
         repo.join("tests/fixtures/containers.conf"),
         repo.join("bench/out"),
     )?;
-    let probe = probe::Probe { timeit: probe::timeit_path().to_path_buf(), sysprobe };
-    let mut suite = Suite { h: &h, probe: &probe, cfg, foreign: 0, waited: Default::default() };
+    // The last CPU: any one would do, as long as every loop uses the same.
+    let cpu = mc.nproc.saturating_sub(1);
+    let probe = probe::Probe { timeit: probe::timeit_path().to_path_buf(), sysprobe, cpu };
+    let mut suite = Suite { h: &h, probe: &probe, cfg, foreign: 0, waited: Default::default(), raw: Vec::new() };
     let want = |s: &str| args.only.is_empty() || args.only.iter().any(|o| o == s);
     let latency = if want("latency") { suite.latency()? } else { Default::default() };
     let tracer = if want("tracer") { suite.tracer()? } else { Default::default() };
     let container = if want("container") { suite.in_container()? } else { Default::default() };
     let host = if want("host") { suite.host()? } else { Default::default() };
+    let alternated = if want("alternated") { suite.alternated()? } else { Default::default() };
 
-    let figures = report::Figures::new(&latency, &tracer, &container, &host, &bpf::attach_times());
+    suite.raw.sort();
+    let raw: Vec<String> = suite.raw.iter().map(|(_, l)| l.clone()).collect();
+    let tsv = h.scratch.join("samples.tsv");
+    std::fs::write(&tsv, format!("section\tvariant\tstart_ns\tcpu_ns\twall_ns\n{}\n", raw.join("\n")))
+        .with_context(|| format!("failed to write {tsv:?}"))?;
+    let figures = report::Figures::new(&latency, &tracer, &container, &host, &alternated, &bpf::attach_times());
     let (busy_pct, steal_pct) = ticks.until(&machine::CpuTicks::now());
     let mut argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.is_empty() {
@@ -116,13 +152,22 @@ fn main() -> Result<()> {
         load: (load_start, machine::load_average()),
         foreign: suite.foreign,
         chart: CHART.into(),
+        cpu,
     };
     let md = render::markdown(&figures, &run);
-    let chart = chart::Chart {
-        points: std::iter::once((0, figures.host_base.delta))
-            .chain(figures.host_k.iter().map(|(k, r)| (*k, r.delta)))
+    let line = |label, colour, base: &report::Row, ks: &[(usize, report::Row)]| chart::Line {
+        label,
+        colour,
+        points: std::iter::once((0, base.delta))
+            .chain(ks.iter().map(|(k, r)| (*k, r.delta)))
             .filter_map(|(k, d)| d.filter(|d| d.n > 0).map(|d| (k, d)))
             .collect(),
+    };
+    let chart = chart::Chart {
+        lines: vec![
+            line("K real containers (levels seconds apart)", "#1565c0", &figures.host_base, &figures.host_k),
+            line("K stand-ins (alternated every 0.5 s)", "#6a1b9a", &figures.alt_base, &figures.alt_k),
+        ],
         floor: figures.host_floor.delta.map_or(0.0, |d| d.median),
         reference: figures.host_miss.delta.map_or(0.0, |d| d.median),
         old_at_one: report::old::HOST_ONE_NS,

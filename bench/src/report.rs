@@ -1,9 +1,11 @@
 //! The numbers behind RESULTS.md: each figure of issue 4 reduced from the
 //! raw samples, with its target verdict. Rendering is in render.rs.
 
+use crate::alternated::Alternated;
 use crate::probe::PerCall;
 use crate::stats::{self, Summary};
-use crate::suite::{Host, InContainer, Latency, TracerUsage, KS};
+use crate::suite::{Latency, TracerUsage};
+use crate::syscalls::{Host, InContainer, Series, KS};
 
 /// The old tool's figures, from /work/shared/BASELINE.md (it cannot run
 /// here: bcc needs kernel headers this machine lacks).
@@ -80,43 +82,28 @@ pub struct Figures {
     pub tracer_threads: Option<Summary>,
     /// [untraced, traced, empty program] inside a container.
     pub container: [Row; 3],
-    /// Host: untraced baseline, empty program, strace, then K = 1, 4, 16.
+    /// Section 4, real containers: baseline, K = 1, 4, 16, and strace.
     pub host_base: Row,
-    pub host_floor: Row,
+    pub host_k: Vec<(usize, Row)>,
     pub host_strace: Row,
-    /// Reference program: namespace read + hash-map miss / hit and mark.
+    /// Section 5, alternated: baseline, empty program, the reference
+    /// program missing / hitting, K = 1, 4, 16 stand-ins, and K=16 over K=1.
+    pub alt_base: Row,
+    pub host_floor: Row,
     pub host_miss: Row,
     pub host_hit: Row,
-    pub host_k: Vec<(usize, Row)>,
+    pub alt_k: Vec<(usize, Row)>,
+    pub k16_over_k1: Row,
 }
 
 impl Figures {
-    pub fn new(l: &Latency, t: &TracerUsage, c: &InContainer, h: &Host, attach_ms: &[f64]) -> Figures {
+    pub fn new(l: &Latency, t: &TracerUsage, c: &InContainer, h: &Host, a: &Alternated, attach_ms: &[f64]) -> Figures {
         let start = |v: &[Vec<f64>; 2]| {
             let d = stats::paired(&v[1], &v[0]);
             [row(&v[0], None, None), row(&v[1], None, Some(&d))]
         };
-        let col = |i: usize| c.rounds.iter().map(|r| r[i]).collect::<Vec<_>>();
-        let (c0, c1, c2) = (col(0), col(1), col(2));
-        let container = [
-            row(&cpu(&c0), Some(&wall(&c0)), None),
-            row(&cpu(&c1), Some(&wall(&c1)), Some(&stats::paired(&cpu(&c1), &cpu(&c0)))),
-            row(&cpu(&c2), Some(&wall(&c2)), Some(&stats::paired(&cpu(&c2), &cpu(&c0)))),
-        ];
-        // Host samples are paired with the mean of their round's baseline
-        // samples (one at each end of the round).
-        let mut acc: [(Vec<f64>, Vec<f64>, Vec<f64>); 8] = Default::default();
-        for r in &h.rounds {
-            let base = cpu(&r.base);
-            let b = base.iter().sum::<f64>() / base.len().max(1) as f64;
-            let lists = [&r.base, &r.floor, &r.strace, &r.k[0], &r.k[1], &r.k[2], &r.miss, &r.hit];
-            for (slot, list) in acc.iter_mut().zip(lists) {
-                slot.0.extend(cpu(list));
-                slot.1.extend(wall(list));
-                slot.2.extend(cpu(list).iter().map(|v| v - b));
-            }
-        }
-        let host = |i: usize, delta: bool| row(&acc[i].0, Some(&acc[i].1), delta.then_some(&acc[i].2[..]));
+        let series = |s: &Series| row(&cpu(&s.abs), Some(&wall(&s.abs)), Some(&s.delta));
+        let container = [series(&c.untraced), series(&c.traced), series(&c.floor)];
         let mib: Vec<f64> = t.rss_kib.iter().map(|k| k / 1024.0).collect();
         Figures {
             start: [start(&l.runc), start(&l.crun)],
@@ -129,12 +116,15 @@ impl Figures {
             tracer_cpu_ms: row(&t.cpu_ms, None, None),
             tracer_threads: Summary::of(&t.threads),
             container,
-            host_base: host(0, true),
-            host_floor: host(1, true),
-            host_strace: host(2, true),
-            host_miss: host(6, true),
-            host_hit: host(7, true),
-            host_k: KS.iter().enumerate().map(|(i, &k)| (k, host(3 + i, true))).collect(),
+            host_base: series(&h.base),
+            host_strace: series(&h.strace),
+            host_k: KS.iter().zip(&h.k).map(|(&k, s)| (k, series(s))).collect(),
+            alt_base: series(&a.base),
+            host_floor: series(&a.floor),
+            host_miss: series(&a.miss),
+            host_hit: series(&a.hit),
+            alt_k: KS.iter().zip(&a.k).map(|(&k, s)| (k, series(s))).collect(),
+            k16_over_k1: series(&a.k16_over_k1),
         }
     }
 
@@ -178,23 +168,23 @@ impl Figures {
             format!("<= {}x", target::FLOOR_RATIO),
             r.is_some_and(|r| r <= target::FLOOR_RATIO),
         ));
-        let one = Self::delta(&self.host_k[0].1);
+        let one = Self::delta(&self.alt_k[0].1);
         let hfloor = Self::delta(&self.host_floor);
         let r = stats::ratio(one, hfloor);
         v.push(verdict(
             Target::Untraced,
-            "untraced host process, K=1, above K=0, / empty-program floor",
+            "untraced host process, K=1, above K=0, / empty-program floor (alternated)",
             format!("{one:+.1} ns / {hfloor:+.1} ns = {}", fmt_ratio(r)),
             format!("<= {}x", target::FLOOR_RATIO),
             r.is_some_and(|r| r <= target::FLOOR_RATIO),
         ));
-        let sixteen = Self::delta(&self.host_k[2].1);
+        let step = Self::delta(&self.k16_over_k1);
         let spread = self.k_spread();
         v.push(verdict(
             Target::Flat,
-            "untraced host process, K=16 vs K=1 (cost above K=0)",
+            "untraced host process, K=16 vs K=1 (alternated)",
             format!(
-                "{sixteen:+.1} ns vs {one:+.1} ns ({})",
+                "{step:+.1} ns on {one:+.1} ns ({})",
                 spread.map_or("n/a".into(), |s| format!("{:+.0}%", s * 100.0))
             ),
             format!("within {:.0}%", target::K_SPREAD * 100.0),
@@ -208,11 +198,10 @@ impl Figures {
         Self::delta(r)
     }
 
-    /// (K=16 - K=1) / K=1, of the costs above the K=0 baseline.
+    /// The step from K=1 to K=16 (paired, alternated) over the K=1 cost
+    /// above K=0.
     pub fn k_spread(&self) -> Option<f64> {
-        let one = Self::delta(&self.host_k[0].1);
-        let sixteen = Self::delta(&self.host_k[2].1);
-        stats::ratio(sixteen - one, one)
+        stats::ratio(Self::delta(&self.k16_over_k1), Self::delta(&self.alt_k[0].1))
     }
 }
 
@@ -223,35 +212,39 @@ pub fn fmt_ratio(r: Option<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::suite::HostRound;
 
     fn pc(cpu_ns: f64) -> PerCall {
         PerCall { cpu_ns, wall_ns: cpu_ns }
     }
 
-    /// Host samples are compared with their own round's baseline: a round
-    /// where the whole machine ran 100 ns slower changes no difference.
+    fn series(cpu: &[f64], delta: &[f64]) -> Series {
+        Series { abs: cpu.iter().map(|&v| pc(v)).collect(), delta: delta.to_vec() }
+    }
+
+    /// The figures are the medians of the paired differences, and the
+    /// verdicts follow from them.
     #[test]
-    fn host_costs_are_paired_with_their_round() {
-        let round = |slow: f64| HostRound {
-            base: vec![pc(200.0 + slow), pc(202.0 + slow)],
-            floor: vec![pc(300.0 + slow), pc(302.0 + slow)],
-            miss: vec![pc(340.0 + slow); 2],
-            hit: vec![pc(360.0 + slow); 2],
-            strace: vec![pc(20000.0 + slow); 2],
-            k: [vec![pc(352.0 + slow); 2], vec![pc(352.0 + slow); 2], vec![pc(356.0 + slow); 2]],
+    fn verdicts_follow_the_paired_medians() {
+        let a = Alternated {
+            base: series(&[200.0, 202.0], &[-1.0, 1.0]),
+            floor: series(&[300.0, 302.0, 305.0], &[99.0, 100.0, 104.0]),
+            k: [series(&[352.0], &[151.0]), series(&[353.0], &[152.0]), series(&[356.0], &[155.0])],
+            k16_over_k1: series(&[356.0, 355.0], &[4.0, 5.0]),
+            ..Default::default()
         };
-        let host = Host { rounds: vec![round(0.0), round(100.0), round(0.0)] };
-        let f = Figures::new(&Latency::default(), &TracerUsage::default(), &InContainer::default(), &host, &[]);
+        let (l, t, c, h) = (Latency::default(), TracerUsage::default(), InContainer::default(), Host::default());
+        let f = Figures::new(&l, &t, &c, &h, &a, &[]);
         assert_eq!(Figures::above(&f.host_floor), 100.0);
-        assert_eq!(Figures::above(&f.host_k[0].1), 151.0);
-        assert_eq!(f.host_k[0].1.abs.median, 352.0);
+        assert_eq!(f.host_floor.abs.median, 302.0);
+        assert_eq!(Figures::above(&f.alt_k[0].1), 151.0);
         let spread = f.k_spread().unwrap();
-        assert!((spread - 4.0 / 151.0).abs() < 1e-9, "{spread}");
+        assert!((spread - 4.5 / 151.0).abs() < 1e-9, "{spread}");
         let v = f.verdicts();
         let untraced = v.iter().find(|v| v.target == Target::Untraced).unwrap();
         assert!(!untraced.ok, "151 ns over a 100 ns floor is over 1.5x: {}", untraced.got);
         let flat = v.iter().find(|v| v.target == Target::Flat).unwrap();
         assert!(flat.ok, "a 3% step is flat: {}", flat.got);
+        let traced = v.iter().find(|v| v.target == Target::Traced).unwrap();
+        assert!(!traced.ok && traced.got.contains("n/a"), "not measured is not met: {}", traced.got);
     }
 }

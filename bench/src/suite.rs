@@ -5,23 +5,25 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use crate::bpf::{self, Census, Floor, Reference};
+use crate::bpf::{self, Census};
 use crate::harness::{self, Harness, Mode, Sleeper};
-use crate::probe::{PerCall, Probe};
-
-pub const KS: [usize; 3] = [1, 4, 16];
+use crate::probe::Probe;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Config {
-    /// Samples per variant (latency gets twice as many: its effect is
-    /// small against podman's own spread).
+    /// Rounds of the container sections (latency gets twice as many: its
+    /// effect is small against podman's own spread).
     pub runs: usize,
     /// getppid calls per loop sample.
-    pub loops: u64,
-    /// Fewer under strace, which is ~100x slower per call.
-    pub strace_loops: u64,
+    pub calls: u64,
+    /// Loop samples per traced container and, in all, per K level and round.
+    pub chunks: usize,
+    /// Times the cycled sections go through all their states.
+    pub cycles: usize,
+    /// Rounds of the host section (each starts and stops 16 containers).
+    pub host_rounds: usize,
     /// Length of the container whose tracer's usage we report.
     pub sleep_secs: u64,
 }
@@ -46,30 +48,6 @@ pub struct TracerUsage {
     pub threads: Vec<f64>,
 }
 
-/// Per round: [untraced, traced, untraced + empty program].
-#[derive(Debug, Default)]
-pub struct InContainer {
-    pub rounds: Vec<[PerCall; 3]>,
-}
-
-#[derive(Debug, Default, Clone)]
-pub struct HostRound {
-    pub base: Vec<PerCall>,
-    pub floor: Vec<PerCall>,
-    /// With the reference lookup program missing (untraced) and hitting
-    /// (traced) for every host task.
-    pub miss: Vec<PerCall>,
-    pub hit: Vec<PerCall>,
-    pub strace: Vec<PerCall>,
-    /// Samples while KS[i] containers are traced.
-    pub k: [Vec<PerCall>; 3],
-}
-
-#[derive(Debug, Default)]
-pub struct Host {
-    pub rounds: Vec<HostRound>,
-}
-
 pub struct Suite<'a> {
     pub h: &'a Harness,
     pub probe: &'a Probe,
@@ -78,10 +56,12 @@ pub struct Suite<'a> {
     pub foreign: usize,
     /// Time spent waiting for them to finish.
     pub waited: Duration,
+    /// Every per-syscall sample, by start time, for bench/out/samples.tsv.
+    pub raw: Vec<(u64, String)>,
 }
 
 /// The variants' order in round `round`.
-fn order(variants: usize, round: usize) -> Vec<usize> {
+pub(crate) fn order(variants: usize, round: usize) -> Vec<usize> {
     let mut v: Vec<usize> = (0..variants).collect();
     if round % 2 == 1 {
         v.reverse();
@@ -93,7 +73,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn progress(what: &str, round: usize, rounds: usize) {
+pub(crate) fn progress(what: &str, round: usize, rounds: usize) {
     eprintln!("bench: [{:>4} s] {what}: round {}/{rounds}", crate::STARTED.elapsed().as_secs(), round + 1);
 }
 
@@ -102,7 +82,7 @@ impl Suite<'_> {
     /// containers (ours) before and after it; waits for other people's to
     /// leave and retakes the sample, but waits two minutes at most over the
     /// whole run, after which samples are kept and counted as foreign.
-    fn clean<T>(&mut self, k: usize, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    pub(crate) fn clean<T>(&mut self, k: usize, mut f: impl FnMut() -> Result<T>) -> Result<T> {
         let want = Census::expected(k);
         for attempt in 1.. {
             let patient = self.waited < Duration::from_secs(120);
@@ -196,100 +176,6 @@ impl Suite<'_> {
         }
         Ok(u)
     }
-
-    pub fn in_container(&mut self) -> Result<InContainer> {
-        let (h, probe, n) = (self.h, self.probe, self.cfg.loops);
-        let mut c = InContainer::default();
-        for round in 0..=self.cfg.runs {
-            if round > 0 {
-                progress("syscalls in a container", round - 1, self.cfg.runs);
-            }
-            let mut got = [PerCall { cpu_ns: 0.0, wall_ns: 0.0 }; 3];
-            for v in order(3, round) {
-                got[v] = self.clean(0, || match v {
-                    0 => probe.container(h, n, false),
-                    1 => probe.container(h, n, true),
-                    _ => {
-                        let _floor = Floor::attach(Reference::Empty)?;
-                        probe.container(h, n, false)
-                    }
-                })?;
-            }
-            // Round 0 warms up, as in latency().
-            if round > 0 {
-                c.rounds.push(got);
-            }
-        }
-        Ok(c)
-    }
-
-    /// The untraced host process, with K = 0, 1, 4, 16 traced containers.
-    /// Starting 16 traced containers takes seconds, so the levels cannot
-    /// alternate sample by sample; each round climbs 0, 1, 4, 16 and comes
-    /// back down 16, 4, 1, 0 with a sample at every step, so each level is
-    /// sampled twice per round, once on either side in time of the others.
-    pub fn host(&mut self) -> Result<Host> {
-        let rounds = self.cfg.runs.div_ceil(2);
-        let mut host = Host::default();
-        for round in 0..rounds {
-            progress("untraced host process vs K", round, rounds);
-            let mut r = HostRound::default();
-            self.host_zero(&mut r, 0)?;
-            let mut containers = Containers { h: self.h, ids: Vec::new() };
-            for (i, &k) in KS.iter().enumerate() {
-                let more = k - containers.ids.len();
-                containers.ids.extend(self.h.start_traced_many(more, &["/bin/sleep", "1000"])?);
-                quiesce();
-                let s = self.host_loop(k)?;
-                r.k[i].push(s);
-            }
-            for (i, &k) in KS.iter().enumerate().rev() {
-                if containers.shrink(k)? {
-                    quiesce();
-                }
-                let s = self.host_loop(k)?;
-                r.k[i].push(s);
-            }
-            containers.shrink(0)?;
-            quiesce();
-            self.host_zero(&mut r, 1)?;
-            host.rounds.push(r);
-        }
-        Ok(host)
-    }
-
-    fn host_loop(&mut self, k: usize) -> Result<PerCall> {
-        let (probe, n) = (self.probe, self.cfg.loops);
-        self.clean(k, || probe.host(n, &[]))
-    }
-
-    /// The K = 0 variants: bare, empty program, strace, and the reference
-    /// lookup program missing and hitting.
-    fn host_zero(&mut self, r: &mut HostRound, half: usize) -> Result<()> {
-        let (probe, n, sn) = (self.probe, self.cfg.loops, self.cfg.strace_loops);
-        let with = |what| -> Result<PerCall> {
-            let _attached = Floor::attach(what)?;
-            probe.host(n, &[])
-        };
-        for v in order(5, half) {
-            let s = self.clean(0, || match v {
-                0 => probe.host(n, &[]),
-                1 => with(Reference::Empty),
-                2 => probe.host(sn, &["strace", "-f", "-qq", "-o", "/dev/null"]),
-                3 => with(Reference::Miss),
-                _ => with(Reference::Hit),
-            })?;
-            [&mut r.base, &mut r.floor, &mut r.strace, &mut r.miss, &mut r.hit][v].push(s);
-        }
-        Ok(())
-    }
-}
-
-/// Lets the machine settle after starting or removing containers: conmon,
-/// podman's cleanup and the tracers' exits would otherwise run on the other
-/// CPU during the next sample and slow it through shared caches.
-fn quiesce() {
-    std::thread::sleep(Duration::from_secs(1));
 }
 
 /// The hook process alone, as a runtime would run it, for a stand-in
@@ -315,38 +201,4 @@ fn hook_alone(h: &Harness, join: bool) -> Result<f64> {
         harness::wait_for_file(&out, 20)?;
     }
     Ok(ms(took))
-}
-
-/// Detached traced containers, removed when dropped (also on errors).
-struct Containers<'a> {
-    h: &'a Harness,
-    ids: Vec<String>,
-}
-
-impl Containers<'_> {
-    /// Removes containers until `k` remain and their tracers have left
-    /// (counted against what was there, in case others trace too). Says
-    /// whether there was anything to remove.
-    fn shrink(&mut self, k: usize) -> Result<bool> {
-        let gone = self.ids.split_off(k.min(self.ids.len()));
-        if gone.is_empty() {
-            return Ok(false);
-        }
-        let before = Census::take();
-        self.h.remove(&gone).context("failed to remove traced containers")?;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Census::take().traced > before.traced.saturating_sub(gone.len()) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if k == 0 {
-            bpf::settle(Census::expected(0), 2);
-        }
-        Ok(true)
-    }
-}
-
-impl Drop for Containers<'_> {
-    fn drop(&mut self) {
-        let _ = self.h.remove(&self.ids);
-    }
 }

@@ -1,0 +1,161 @@
+//! Section 5: the untraced host loop while the bench switches, every half
+//! second, between no program, the reference programs, and K = 1, 4, 16
+//! traced stand-ins, each state next to a baseline.
+//!
+//! Section 4 moves between K levels by starting and removing containers,
+//! which takes seconds, and this VM switches between a fast and a slow
+//! state (the same loop at ~210 or ~270 ns) on that same time scale, so its
+//! level visits cannot resolve a 10% step or even tell 1.3 floors from 1.7.
+//! Stand-ins can be switched in a fraction of a second: processes in their
+//! own mount namespace (`unshare -m sleep`), registered and removed by the
+//! same prestart hook, as in the hook-alone latency figure. To the BPF
+//! program a stand-in is what a container is: an entry in its map, keyed
+//! by mount namespace. The verdicts on untraced syscalls use these figures;
+//! section 4 shows the same with real containers.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Result};
+
+use crate::bpf::{Census, Floor, Reference};
+use crate::harness::{text, wait_for_file, Harness, Sleeper};
+use crate::probe::{self, Sample};
+use crate::suite::{progress, Suite};
+use crate::syscalls::Series;
+
+const PERIOD: Duration = Duration::from_millis(500);
+/// After a change of traced stand-ins: the hooks' and tracers' leftover
+/// work (exits, cgroup moves, profile writing) must weigh on no state.
+const SETTLE: Duration = Duration::from_millis(300);
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    Base,
+    Ref(Reference),
+    K(usize),
+}
+
+/// Every reference and K level sits next to a baseline window; K=16 also
+/// next to K=1, the comparison the flatness target is about.
+const STATES: [State; 10] = [
+    State::Base,
+    State::Ref(Reference::Empty),
+    State::Base,
+    State::Ref(Reference::Miss),
+    State::Base,
+    State::Ref(Reference::Hit),
+    State::Base,
+    State::K(1),
+    State::K(16),
+    State::K(4),
+];
+
+#[derive(Debug, Default)]
+pub struct Alternated {
+    pub base: Series,
+    pub floor: Series,
+    pub miss: Series,
+    pub hit: Series,
+    /// K = 1, 4, 16 stand-ins, above the baseline.
+    pub k: [Series; 3],
+    /// K=16 paired with the nearest K=1 samples.
+    pub k16_over_k1: Series,
+}
+
+/// Registered stand-ins; removing one waits for its tracer to finish.
+struct StandIns<'a> {
+    h: &'a Harness,
+    live: Vec<(Sleeper, PathBuf)>,
+}
+
+impl StandIns<'_> {
+    fn resize(&mut self, n: usize) -> Result<()> {
+        while self.live.len() < n {
+            let sleeper = Sleeper::start()?;
+            let out = self.h.out_path();
+            self.h.run_hook(sleeper.pid(), &out)?;
+            self.live.push((sleeper, out));
+        }
+        for (sleeper, out) in self.live.split_off(n) {
+            drop(sleeper);
+            wait_for_file(&out, 20)?;
+        }
+        Ok(())
+    }
+}
+
+fn of(by_state: &[Vec<Sample>], want: State) -> Vec<Sample> {
+    let mut v: Vec<Sample> =
+        STATES.iter().zip(by_state).filter(|(s, _)| **s == want).flat_map(|(_, v)| v.iter().copied()).collect();
+    v.sort_by_key(|s| s.at_ns);
+    v
+}
+
+impl Suite<'_> {
+    pub fn alternated(&mut self) -> Result<Alternated> {
+        progress("host loop, variants alternated", 0, 1);
+        let (h, probe, calls) = (self.h, self.probe, self.cfg.calls);
+        let mut stand_ins = StandIns { h, live: Vec::new() };
+        let mut attached: Option<Floor> = None;
+        let mut foreign = 0;
+        let child = probe.spawn_host("", calls, 1_000_000)?;
+        let cycled = probe::cycle_with(child, STATES.len(), PERIOD, 2 * self.cfg.cycles, probe::kill_group, |i| {
+            attached = None;
+            let k = match STATES[i] {
+                State::K(k) => k,
+                _ => 0,
+            };
+            let changed = stand_ins.live.len() != k;
+            stand_ins.resize(k)?;
+            if let State::Ref(r) = STATES[i] {
+                attached = Some(Floor::attach(r)?);
+            }
+            // The last tracer out unpins the program a moment after its
+            // sleeper dies.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Census::take() != Census::expected(k) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            foreign += usize::from(Census::take() != Census::expected(k));
+            if changed {
+                std::thread::sleep(SETTLE);
+            }
+            Ok(())
+        });
+        drop(attached);
+        stand_ins.resize(0)?;
+        let (o, windows, ended) = cycled?;
+        ensure!(!ended, "host loop ended early: {}", text(&o.stderr));
+        self.foreign += foreign;
+        let by_state = probe::classify(&probe::samples(&text(&o.stdout), calls)?, &windows, STATES.len());
+        let names = STATES.map(|s| match s {
+            State::Base => "base".to_string(),
+            State::Ref(r) => format!("{r:?}"),
+            State::K(k) => format!("stand-ins K={k}"),
+        });
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.log("alternated", &names, &by_state);
+
+        let base = of(&by_state, State::Base);
+        let mut a = Alternated::default();
+        let median = crate::syscalls::cpu_median(&base);
+        a.base.add(&base, base.iter().map(|s| s.per_call.cpu_ns - median).collect::<Vec<_>>());
+        let above = |s: &[Sample], reference: &[Sample]| probe::paired_with_nearest(s, reference);
+        let [k1, k4, k16] = &mut a.k;
+        for (series, state) in [
+            (&mut a.floor, State::Ref(Reference::Empty)),
+            (&mut a.miss, State::Ref(Reference::Miss)),
+            (&mut a.hit, State::Ref(Reference::Hit)),
+            (k1, State::K(1)),
+            (k4, State::K(4)),
+            (k16, State::K(16)),
+        ] {
+            let s = of(&by_state, state);
+            series.add(&s, above(&s, &base));
+        }
+        let (k1, k16) = (of(&by_state, State::K(1)), of(&by_state, State::K(16)));
+        a.k16_over_k1.add(&k16, above(&k16, &k1));
+        Ok(a)
+    }
+}
