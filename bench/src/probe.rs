@@ -11,8 +11,11 @@
 //! few hundred ms, inside one process tree or one container, which is what
 //! makes differences of a few tens of ns measurable on this noisy VM.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
@@ -132,7 +135,10 @@ pub fn cycle(
 }
 
 /// The same with any set of states: `enter(i)` leaves the previous state
-/// and puts state i in force; the window starts when it returns.
+/// and puts state i in force; the window starts when it returns. Cycling
+/// starts once the child's start-up runs are done (a container can take
+/// seconds to start on a loaded machine), and the child is stopped on
+/// every path, errors included: it would otherwise loop for hours.
 pub fn cycle_with(
     mut child: Child,
     states: usize,
@@ -141,27 +147,52 @@ pub fn cycle_with(
     stop: impl FnOnce(&mut Child),
     mut enter: impl FnMut(usize) -> Result<()>,
 ) -> Result<(Output, Vec<Window>, bool)> {
+    let stdout = child.stdout.take().context("the loop's stdout must be piped")?;
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&seen);
+    let reader = std::thread::spawn(move || {
+        let (mut out, mut line, mut r) = (Vec::new(), Vec::new(), BufReader::new(stdout));
+        while matches!(r.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+            if line.starts_with(b"timeit ") {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            out.append(&mut line);
+        }
+        out
+    });
     let mut windows = Vec::new();
     let mut ended = false;
-    'outer: for _ in 0..cycles {
-        for state in 0..states {
-            enter(state)?;
-            let start_ns = monotonic_ns();
-            let until = Instant::now() + period;
-            while Instant::now() < until && !ended {
-                std::thread::sleep(Duration::from_millis(5));
-                ended = child.try_wait()?.is_some();
-            }
-            windows.push(Window { start_ns, end_ns: monotonic_ns(), state });
-            if ended {
-                break 'outer;
+    let mut run = || -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while seen.load(Ordering::Relaxed) < STARTUP_RUNS && !ended {
+            ensure!(Instant::now() < deadline, "the loop did not start within 120 s");
+            std::thread::sleep(Duration::from_millis(10));
+            ended = child.try_wait()?.is_some();
+        }
+        for _ in 0..cycles {
+            for state in 0..states {
+                if ended {
+                    return Ok(());
+                }
+                enter(state)?;
+                let start_ns = monotonic_ns();
+                let until = Instant::now() + period;
+                while Instant::now() < until && !ended {
+                    std::thread::sleep(Duration::from_millis(5));
+                    ended = child.try_wait()?.is_some();
+                }
+                windows.push(Window { start_ns, end_ns: monotonic_ns(), state });
             }
         }
-    }
+        Ok(())
+    };
+    let result = run();
     if !ended {
         stop(&mut child);
     }
-    Ok((child.wait_with_output()?, windows, ended))
+    let mut output = child.wait_with_output()?;
+    output.stdout = reader.join().unwrap_or_default();
+    result.map(|()| (output, windows, ended))
 }
 
 /// Sorts samples into the windows they ran entirely inside of, per state.

@@ -106,7 +106,15 @@ pub fn markdown(f: &Figures, run: &RunInfo) -> String {
             run.foreign
         );
     }
-    let _ = writeln!(s, "\nFigures are `median [first quartile, third quartile]`. \"Added\" and \"above\" figures are medians of differences between samples taken next to each other in the same round, not differences of medians. The old tool cannot run here (bcc needs kernel headers this machine lacks), so its column is copied from `/work/shared/BASELINE.md` (measured on the same kind of machine).\n");
+    let _ = writeln!(
+        s,
+        "\nFigures are `median [first quartile, third quartile]`. \"Added\" and \"above\" figures are medians of \
+         differences between samples taken next to each other in time (the same round, or neighbouring windows \
+         of an alternated loop), not differences of medians. The old tool cannot run here (bcc needs kernel \
+         headers this machine lacks), so its column is copied from `/work/shared/BASELINE.md`: another machine \
+         of this kind, its own workloads (`busybox dd`) and wall time, so compare orders of magnitude and growth \
+         with K, not single ns.\n"
+    );
 
     let _ = writeln!(s, "## Targets\n");
     let rows: Vec<Vec<String>> = f
@@ -165,7 +173,13 @@ pub fn markdown(f: &Figures, run: &RunInfo) -> String {
     s.push_str(&table(&["figure", "median", "max", "old tool"], &rows));
 
     let _ = writeln!(s, "\n## 3. Per-syscall cost inside a container\n");
-    let _ = writeln!(s, "`sysprobe loop N` (raw getppid) in a runc container, CPU time per call in ns (wall time for reference: it also counts time the VM gave to others).\n");
+    let _ = writeln!(
+        s,
+        "`sysprobe loop N` (raw getppid) in runc containers, CPU time per call in ns (wall time for reference: \
+         it also counts time the VM gave to others). In each untraced container the empty program is switched \
+         on and off every 0.3 s and its samples are paired with the nearest program-free ones; traced \
+         containers alternate with untraced ones and are compared with the neighbouring untraced container.\n"
+    );
     let floor_name = format!("untraced, empty {} program attached (floor)", crate::bpf::floor_kind());
     let names = ["untraced container", "traced container", floor_name.as_str()];
     let rows: Vec<Vec<String>> = names
