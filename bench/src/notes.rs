@@ -76,7 +76,7 @@ pub fn notes(f: &Figures) -> String {
          map, mark the syscall) does {hit:.1} ns of work above the host floor.{}",
         if met(Target::Traced) { "met" } else { "not met" },
         x(t, cf),
-        if cf < hf {
+        if cf < 0.85 * hf {
             format!(
                 " (The empty program adds less in a container than on the host, {hf:+.1} ns: podman's seccomp \
                  filter already puts container syscalls on the kernel's slow path, so the same work weighs more \
