@@ -35,7 +35,7 @@ struct Args {
     #[arg(long, default_value = "bench/RESULTS.md")]
     out: PathBuf,
     /// Rounds of the container sections: podman runs per variant (start
-    /// latency takes twice as many) and containers per per-syscall variant.
+    /// latency takes four times as many) and containers per per-syscall variant.
     #[arg(long, default_value_t = 10)]
     runs: usize,
     /// getppid calls per loop sample. Many short samples alternated fast

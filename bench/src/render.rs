@@ -89,7 +89,7 @@ pub fn markdown(f: &Figures, run: &RunInfo) -> String {
          of containers for section 3, {} loop samples of {} getppid each per container; {} rounds for \
          sections 4-5 ({} getppid per sample under strace)",
         run.cpu,
-        2 * run.cfg.runs,
+        crate::suite::LATENCY_ROUNDS_PER_RUN * run.cfg.runs,
         run.cfg.runs,
         run.cfg.sleep_secs,
         run.cfg.runs,
