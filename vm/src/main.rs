@@ -173,6 +173,14 @@ fn dispatch(cli: &Cli) -> Result<i32, Failure> {
             print!("{}", report::render_table(&rows));
             for (row, r) in rows.iter().zip(&reports) {
                 if row.verdict == Verdict::Fail {
+                    if let Outcome::Exited { output, .. } = &r.outcome {
+                        print!(
+                            "---- {} ({}): what failed ----\n{}",
+                            row.series,
+                            row.version,
+                            report::failure_excerpt(output, 80)
+                        );
+                    }
                     println!(
                         "{} ({}): output in {}",
                         row.series,

@@ -40,6 +40,24 @@ pub fn parse_libtest(output: &str) -> TestCounts {
     counts
 }
 
+/// The part of a failed run worth printing in a CI log: libtest's `failures:` section (each failed
+/// test's captured output and panic message, then the list of names) when there is one, else the
+/// last `tail` lines (a crash or a non-libtest command).
+pub fn failure_excerpt(output: &str, tail: usize) -> String {
+    let lines: Vec<&str> = output.lines().collect();
+    // libtest prints `failures:` twice: first before the captured outputs, then before the list
+    // of names; the first one starts the section.
+    let start = lines.iter().position(|l| l.trim_end() == "failures:");
+    let excerpt = match start {
+        Some(i) => {
+            let end = lines[i..].iter().position(|l| l.starts_with("test result: ")).map_or(lines.len(), |n| i + n + 1);
+            &lines[i..end]
+        }
+        None => &lines[lines.len().saturating_sub(tail)..],
+    };
+    excerpt.iter().map(|l| format!("{l}\n")).collect()
+}
+
 /// What a kernel's row says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -162,6 +180,18 @@ mod tests {
         for (output, expected) in cases {
             assert_eq!(parse_libtest(output), *expected, "{output:?}");
         }
+    }
+
+    #[test]
+    fn failure_excerpt_is_the_failures_section_or_the_tail() {
+        let failed = "test a ... ok\ntest b ... FAILED\n\nfailures:\n\n---- b stdout ----\nboom\n\n\
+                      failures:\n    b\n\ntest result: FAILED. 1 passed; 1 failed\n\nafter\n";
+        assert_eq!(
+            failure_excerpt(failed, 2),
+            "failures:\n\n---- b stdout ----\nboom\n\nfailures:\n    b\n\ntest result: FAILED. 1 passed; 1 failed\n"
+        );
+        assert_eq!(failure_excerpt("one\ntwo\nthree\n", 2), "two\nthree\n");
+        assert_eq!(failure_excerpt("", 2), "");
     }
 
     #[test]
