@@ -8,7 +8,8 @@
  * Each attached program would add the tracepoint's full cost to every
  * syscall on the host, so one program for all keeps that cost flat however
  * many containers are traced. Every task on the host runs it, so the
- * untraced path is kept to a namespace read and one hash probe; everything
+ * untraced path is kept to a namespace read and a few loads from the slot
+ * table, with no kernel call beyond finding the current task; everything
  * else (naming, merging, writing) happens in user space at exit.
  */
 #include "vmlinux_min.h"
@@ -33,15 +34,53 @@
  * The cost: a process inside the container that unshares its own mount
  * namespace (a nested container) is no longer recorded.
  */
+/* A container's record lives in a map of its own, created by its tracer:
+ * an idle recorder holds no records, and a tracer reads its container's
+ * record without going through anyone else's. */
+struct record_map {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	/* Sizes, not __type(): clang would emit the record's type here as a
+	 * forward declaration, and the kernel takes BTF for both or neither. */
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct container_record));
+};
+
+/*
+ * The slot table (recorder.h): CONTAINER_SLOTS pointers to record maps, most
+ * of them empty. Not a hash map: the verifier turns lookups in an array of
+ * arrays into a few loads, while a hash lookup is a kernel call (a call and
+ * a return, which mitigations against speculative execution make cost as
+ * much as the rest of the program), paid by every syscall on the host.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	/* Records are added by user space only, so allocating them on insert
-	 * is safe and an idle map costs no kernel memory. */
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, CONTAINER_SLOTS);
 	__type(key, __u32);
-	__type(value, struct container_record);
+	__array(values, struct record_map);
 } containers SEC(".maps");
+
+/* The record of mount namespace mntns, or NULL when it is not traced: the
+ * untraced path (every other task on the host) finds its slots empty. */
+static __always_inline struct container_record *find_record(__u32 mntns)
+{
+	__u32 zero = 0;
+
+#pragma unroll
+	for (__u32 i = 0; i < CONTAINER_PROBES; i++) {
+		__u32 slot = (mntns + i) & (CONTAINER_SLOTS - 1);
+		struct container_record *record;
+		void *records;
+
+		records = bpf_map_lookup_elem(&containers, &slot);
+		if (!records)
+			continue;
+		record = bpf_map_lookup_elem(records, &zero);
+		if (record && record->mntns == mntns)
+			return record;
+	}
+	return NULL;
+}
 
 static __always_inline __u32 task_mntns(struct task_struct *task)
 {
@@ -72,7 +111,7 @@ int BPF_PROG(record_syscall, struct pt_regs *regs, long id)
 		mntns = task_mntns(task);
 	}
 
-	set = bpf_map_lookup_elem(&containers, &mntns);
+	set = find_record(mntns);
 	if (!set)
 		return 0;
 
@@ -95,8 +134,8 @@ int BPF_PROG(record_syscall, struct pt_regs *regs, long id)
 	}
 	nr = id;
 	/* Read before write: after the first call the cache line stays shared. */
-	if (!set->seen[abi][nr / SLOT_ROW][nr % SLOT_ROW])
-		set->seen[abi][nr / SLOT_ROW][nr % SLOT_ROW] = 1;
+	if (!set->seen[abi][nr])
+		set->seen[abi][nr] = 1;
 	return 0;
 }
 

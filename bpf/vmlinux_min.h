@@ -29,11 +29,8 @@ enum { false = 0, true = 1 };
 
 /* BPF map kinds and flags used by the SEC(".maps") definitions. */
 enum bpf_map_type {
-	BPF_MAP_TYPE_HASH = 1,
-};
-
-enum {
-	BPF_F_NO_PREALLOC = 1,
+	BPF_MAP_TYPE_ARRAY = 2,
+	BPF_MAP_TYPE_ARRAY_OF_MAPS = 12,
 };
 
 /* Only used for bpf_core_enum_value_exists(): does this kernel know the helper? */

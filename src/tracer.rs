@@ -2,20 +2,22 @@
 //!
 //! One program (bpf/recorder.bpf.c, compiled at build time, CO-RE) serves
 //! every tracer on the host. The first tracer loads it, attaches it to the
-//! syscall-entry tracepoint and pins the link and the `containers` map in
-//! bpffs; later tracers open the pinned map and add their container; the
-//! last one to leave removes the pins, which detaches the program. A lock
-//! file serialises these steps between tracers, and every record carries its
-//! tracer's pid and start time, so a tracer that died without cleaning up is
-//! noticed (and its record removed) by the next one.
+//! syscall-entry tracepoint and pins the link and the `containers` slot
+//! table in bpffs; every tracer adds its container's record map to the
+//! table and pins it next to them; the last one to leave removes the pins,
+//! which detaches the program. A lock file serialises these steps between
+//! tracers, and every record carries its tracer's pid and start time, so a
+//! tracer that died without cleaning up is noticed (and its record removed)
+//! by the next one.
 
 use std::fs::{self, File, OpenOptions};
 use std::mem::{size_of, MaybeUninit};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, MapHandle};
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, MapType};
 use nix::fcntl::{Flock, FlockArg};
 use thiserror::Error;
 
@@ -27,15 +29,45 @@ mod skel {
     #![allow(clippy::all, non_camel_case_types, unused_imports, dead_code)]
     include!(concat!(env!("OUT_DIR"), "/recorder.skel.rs"));
 }
-use skel::{types::container_record, RecorderSkelBuilder};
+use skel::RecorderSkelBuilder;
 
-// The BPF table has one row per ABI, in `Abi::ALL` order (bpf/recorder.h).
-const _: () = assert!(size_of::<[[[u8; 32]; 32]; 3]>() == size_of::<[[[u8; 32]; 32]; Abi::ALL.len()]>());
+/// struct ContainerRecord of bpf/recorder.h. The skeleton cannot generate
+/// it (the program names it only through the record map's size), so it is
+/// written out here and a test compares it with the object's BTF.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct ContainerRecord {
+    mntns: u32,
+    /// One row per ABI, in `Abi::ALL` order.
+    seen: [[u8; SYSCALL_SLOTS]; Abi::ALL.len()],
+    out_of_range: u64,
+    owner_pid: u32,
+    owner_start_time: u64,
+}
+
+impl ContainerRecord {
+    fn new(mntns: u32, owner_pid: u32, owner_start_time: u64) -> Self {
+        ContainerRecord {
+            mntns,
+            seen: [[0; SYSCALL_SLOTS]; Abi::ALL.len()],
+            out_of_range: 0,
+            owner_pid,
+            owner_start_time,
+        }
+    }
+}
 
 /// Where the shared program lives, per build of the BPF object.
 const BPFFS: &str = "/sys/fs/bpf";
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 const LOCK_FILE: &str = "/run/oci-seccomp-bpf-hook.lock";
+/// Each traced container's record map is pinned in the program's directory
+/// as `record-<mount namespace inode>`.
+const RECORD_PIN_PREFIX: &str = "record-";
+// bpf/recorder.h; #defines do not reach the skeleton (tests check them).
+const SYSCALL_SLOTS: usize = 1024;
+const CONTAINER_SLOTS: u32 = 4096;
+const CONTAINER_PROBES: u32 = 4;
 
 #[derive(Debug, Error)]
 pub enum TracerError {
@@ -49,6 +81,8 @@ pub enum TracerError {
     Namespace { pid: i32, source: std::io::Error },
     #[error("mount namespace {mntns} is already recorded by tracer pid {owner}: one trace annotation per container")]
     AlreadyWatched { mntns: u32, owner: u32 },
+    #[error("cannot record mount namespace {mntns}: its {CONTAINER_PROBES} slots in the recorder's table are taken by other traced containers; try again when some of them have exited")]
+    NoSlot { mntns: u32 },
     #[error("failed to start recording mount namespace {mntns}")]
     Watch { mntns: u32, source: libbpf_rs::Error },
     #[error("failed to read the recording of mount namespace {mntns}")]
@@ -65,7 +99,8 @@ pub fn mount_namespace(pid: i32) -> Result<u32, TracerError> {
 /// One container being recorded by the shared program.
 pub struct Tracer {
     pins: PathBuf,
-    map: MapHandle,
+    slots: MapHandle,
+    record: MapHandle,
     mntns: u32,
 }
 
@@ -73,32 +108,51 @@ impl Tracer {
     /// Starts recording every task whose mount namespace is `mntns`,
     /// loading and attaching the shared program if no tracer runs yet.
     /// Joining and registering happen under one lock: a record is never
-    /// added to a map that the last tracer out is about to unpin.
+    /// added to a table that the last tracer out is about to unpin.
+    ///
+    /// Registering: create the container's record map, pin it as
+    /// `record-<mntns>` (the pins are the list of traced containers that
+    /// tracers and admins read), then publish it in a free slot of its
+    /// window, where the program finds it.
     pub fn watch(mntns: u32) -> Result<Self, TracerError> {
         let pins = pin_dir();
         let _lock = lock(&pins)?;
-        let map = match MapHandle::from_pinned_path(pins.join("containers")) {
+        let slots = match MapHandle::from_pinned_path(pins.join("containers")) {
             Ok(map) if pins.join("link").exists() => map,
             _ => load_and_pin(&pins)?,
         };
-        remove_orphans(&map);
-        let key = mntns.to_ne_bytes();
-        if let Some(record) = map.lookup(&key, MapFlags::ANY).ok().flatten().and_then(|b| from_bytes(&b)) {
+        remove_orphans(&pins, &slots);
+        let pin = record_pin(&pins, mntns);
+        if let Some(record) = MapHandle::from_pinned_path(&pin).ok().and_then(|m| read_record(&m)) {
             return Err(TracerError::AlreadyWatched { mntns, owner: record.owner_pid });
         }
-        let (pid, start) = owner_identity();
-        let record = container_record { owner_pid: pid, owner_start_time: start, ..Default::default() };
-        map.update(&key, as_bytes(&record), MapFlags::NO_EXIST)
-            .map_err(|source| TracerError::Watch { mntns, source })?;
-        Ok(Tracer { pins, map, mntns })
+        let watch = |source| TracerError::Watch { mntns, source };
+        let slot = window(mntns)
+            .find(|&slot| slots.lookup(&slot.to_ne_bytes(), MapFlags::ANY).ok().flatten().is_none())
+            .ok_or(TracerError::NoSlot { mntns })?;
+        let (owner_pid, owner_start_time) = owner_identity();
+        let record = ContainerRecord::new(mntns, owner_pid, owner_start_time);
+        let mut map = new_record_map().map_err(watch)?;
+        map.update(&0u32.to_ne_bytes(), as_bytes(&record), MapFlags::ANY).map_err(watch)?;
+        map.pin(&pin).map_err(watch)?;
+        let fd = map.as_fd().as_raw_fd();
+        if let Err(source) = slots.update(&slot.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY) {
+            let _ = fs::remove_file(&pin);
+            return Err(watch(source));
+        }
+        Ok(Tracer { pins, slots, record: map, mntns })
     }
 
     /// What the container's tasks did since `watch`.
     pub fn collect(&self) -> Result<SyscallSet, TracerError> {
         let mut set = SyscallSet::default();
-        let Some(record) = self.record(self.mntns)? else { return Ok(set) };
+        let bytes = self
+            .record
+            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|source| TracerError::Collect { mntns: self.mntns, source })?;
+        let Some(record) = bytes.and_then(|b| from_bytes(&b)) else { return Ok(set) };
         for (abi, row) in Abi::ALL.iter().zip(record.seen.iter()) {
-            for (nr, &seen) in row.iter().flatten().enumerate() {
+            for (nr, &seen) in row.iter().enumerate() {
                 if seen != 0 {
                     set.insert(*abi, nr as u32);
                 }
@@ -107,26 +161,74 @@ impl Tracer {
         set.out_of_range = record.out_of_range;
         Ok(set)
     }
+}
 
-    fn record(&self, mntns: u32) -> Result<Option<container_record>, TracerError> {
-        let bytes = self
-            .map
-            .lookup(&mntns.to_ne_bytes(), MapFlags::ANY)
-            .map_err(|source| TracerError::Collect { mntns, source })?;
-        Ok(bytes.and_then(|b| from_bytes(&b)))
+/// The slots where the program looks for `mntns` (bpf/recorder.h).
+fn window(mntns: u32) -> impl Iterator<Item = u32> {
+    (0..CONTAINER_PROBES).map(move |i| mntns.wrapping_add(i) & (CONTAINER_SLOTS - 1))
+}
+
+fn record_pin(pins: &Path, mntns: u32) -> PathBuf {
+    pins.join(format!("{RECORD_PIN_PREFIX}{mntns}"))
+}
+
+/// The mount namespaces with a pinned record.
+fn pinned_records(pins: &Path) -> Vec<u32> {
+    let Ok(dir) = fs::read_dir(pins) else { return Vec::new() };
+    dir.flatten().filter_map(|e| e.file_name().to_str()?.strip_prefix(RECORD_PIN_PREFIX)?.parse().ok()).collect()
+}
+
+/// A record map like the program's template (type, sizes and flags must
+/// match for the slot table to take it).
+fn new_record_map() -> Result<MapHandle, libbpf_rs::Error> {
+    let opts = libbpf_sys::bpf_map_create_opts {
+        sz: size_of::<libbpf_sys::bpf_map_create_opts>() as libbpf_sys::size_t,
+        ..Default::default()
+    };
+    let create = || MapHandle::create(MapType::Array, Some("record"), 4, size_of::<ContainerRecord>() as u32, 1, &opts);
+    create().or_else(|e| {
+        // Before 5.11 map memory counts against RLIMIT_MEMLOCK, which libbpf
+        // raises when it loads an object, but a tracer joining a loaded
+        // program creates its map directly.
+        if e.kind() != libbpf_rs::ErrorKind::PermissionDenied {
+            return Err(e);
+        }
+        let infinity = nix::sys::resource::RLIM_INFINITY;
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_MEMLOCK, infinity, infinity)
+            .map_err(|_| e)?;
+        create()
+    })
+}
+
+fn read_record(map: &MapHandle) -> Option<ContainerRecord> {
+    map.lookup(&0u32.to_ne_bytes(), MapFlags::ANY).ok().flatten().and_then(|b| from_bytes(&b))
+}
+
+/// Takes the record of `mntns` out of the program's sight, then unpins it:
+/// clears the slot of its window that holds `record`.
+fn unregister(pins: &Path, slots: &MapHandle, mntns: u32, record: &MapHandle) {
+    if let Ok(id) = record.info().map(|i| i.info.id) {
+        for slot in window(mntns) {
+            let held = slots.lookup(&slot.to_ne_bytes(), MapFlags::ANY).ok().flatten();
+            if held.as_deref() == Some(&id.to_ne_bytes()[..]) {
+                let _ = slots.delete(&slot.to_ne_bytes());
+            }
+        }
     }
+    let _ = fs::remove_file(record_pin(pins, mntns));
 }
 
 /// Removes the records of tracers that died without cleaning up.
-fn remove_orphans(map: &MapHandle) {
-    for key in map.keys() {
-        let Some(record) = map.lookup(&key, MapFlags::ANY).ok().flatten().and_then(|b| from_bytes(&b)) else {
+fn remove_orphans(pins: &Path, slots: &MapHandle) {
+    for mntns in pinned_records(pins) {
+        let Ok(map) = MapHandle::from_pinned_path(record_pin(pins, mntns)) else { continue };
+        let owner = read_record(&map).map(|r| (r.owner_pid, r.owner_start_time));
+        if let Some((pid, start)) = owner.filter(|&(pid, start)| !is_alive(pid, start)) {
+            tracing::warn!("removing the record of tracer pid {pid} (start time {start}) that is gone");
+        } else if owner.is_some() {
             continue;
-        };
-        if !is_alive(record.owner_pid, record.owner_start_time) {
-            tracing::warn!("removing the record of tracer pid {} that is gone", record.owner_pid);
-            let _ = map.delete(&key);
         }
+        unregister(pins, slots, mntns, &map);
     }
 }
 
@@ -135,9 +237,9 @@ impl Drop for Tracer {
     /// the program.
     fn drop(&mut self) {
         let Ok(_lock) = lock(&self.pins) else { return };
-        let _ = self.map.delete(&self.mntns.to_ne_bytes());
-        remove_orphans(&self.map);
-        if self.map.keys().next().is_none() {
+        unregister(&self.pins, &self.slots, self.mntns, &self.record);
+        remove_orphans(&self.pins, &self.slots);
+        if pinned_records(&self.pins).is_empty() {
             for pin in ["link", "containers"] {
                 let _ = fs::remove_file(self.pins.join(pin));
             }
@@ -171,6 +273,10 @@ fn load_and_pin(pins: &Path) -> Result<MapHandle, TracerError> {
     // Leftovers of a tracer that died half-way through this function.
     let _ = fs::remove_file(pins.join("link"));
     let _ = fs::remove_file(pins.join("containers"));
+    // Record pins of a previous program are of no use to this one.
+    for mntns in pinned_records(pins) {
+        let _ = fs::remove_file(record_pin(pins, mntns));
+    }
     fs::create_dir_all(pins).map_err(|e| share(e.into()))?;
 
     let mut storage = MaybeUninit::uninit();
@@ -231,16 +337,14 @@ fn is_alive(pid: u32, start: u64) -> bool {
     pid != 0 && matches!(stat(pid), Some((state, s)) if s == start && state != 'Z' && state != 'X')
 }
 
-fn as_bytes(record: &container_record) -> &[u8] {
-    // SAFETY: container_record is plain old data generated from the BPF
+fn as_bytes(record: &ContainerRecord) -> &[u8] {
+    // SAFETY: ContainerRecord is plain old data generated from the BPF
     // object's BTF (integers only, repr(C)); viewing it as bytes is sound.
-    unsafe {
-        std::slice::from_raw_parts((record as *const container_record).cast::<u8>(), size_of::<container_record>())
-    }
+    unsafe { std::slice::from_raw_parts((record as *const ContainerRecord).cast::<u8>(), size_of::<ContainerRecord>()) }
 }
 
-fn from_bytes(bytes: &[u8]) -> Option<container_record> {
-    if bytes.len() != size_of::<container_record>() {
+fn from_bytes(bytes: &[u8]) -> Option<ContainerRecord> {
+    if bytes.len() != size_of::<ContainerRecord>() {
         return None;
     }
     // SAFETY: `bytes` is exactly one map value of the type the skeleton
@@ -294,10 +398,53 @@ mod tests {
 
     #[test]
     fn record_bytes_round_trip() {
-        let mut r = container_record { owner_pid: 7, owner_start_time: 9, ..Default::default() };
-        r.seen[1][0][20] = 1;
+        let mut r = ContainerRecord::new(5, 7, 9);
+        r.seen[1][20] = 1;
         let back = from_bytes(as_bytes(&r)).unwrap();
-        assert_eq!((back.owner_pid, back.owner_start_time, back.seen[1][0][20]), (7, 9, 1));
+        assert_eq!((back.mntns, back.owner_pid, back.owner_start_time, back.seen[1][20]), (5, 7, 9, 1));
         assert!(from_bytes(&[0u8; 3]).is_none());
+    }
+
+    /// The Rust copy of struct container_record has the layout that
+    /// bpf/recorder.h asserts (and clang checks when it compiles the program).
+    #[test]
+    fn record_layout_matches_recorder_h() {
+        use std::mem::offset_of;
+        let header = include_str!("../bpf/recorder.h");
+        let rust = [
+            ("sizeof(struct container_record)".to_string(), size_of::<ContainerRecord>()),
+            ("RECORD_OFFSET(mntns)".into(), offset_of!(ContainerRecord, mntns)),
+            ("RECORD_OFFSET(seen)".into(), offset_of!(ContainerRecord, seen)),
+            ("RECORD_OFFSET(out_of_range)".into(), offset_of!(ContainerRecord, out_of_range)),
+            ("RECORD_OFFSET(owner_pid)".into(), offset_of!(ContainerRecord, owner_pid)),
+            ("RECORD_OFFSET(owner_start_time)".into(), offset_of!(ContainerRecord, owner_start_time)),
+        ];
+        for (expr, value) in rust {
+            let line = format!("{expr} == {value},");
+            assert!(header.contains(&line), "bpf/recorder.h does not assert `{line}`");
+        }
+        assert_eq!(header.matches("_Static_assert(").count(), 6, "every asserted member is checked here");
+    }
+
+    /// The constants copied from bpf/recorder.h.
+    #[test]
+    fn constants_match_recorder_h() {
+        let header = include_str!("../bpf/recorder.h");
+        for (name, value) in [
+            ("SYSCALL_SLOTS", SYSCALL_SLOTS as u32),
+            ("CONTAINER_SLOTS", CONTAINER_SLOTS),
+            ("CONTAINER_PROBES", CONTAINER_PROBES),
+        ] {
+            assert!(header.contains(&format!("#define {name} {value}\n")), "{name} {value}");
+        }
+        assert!(CONTAINER_SLOTS.is_power_of_two() && CONTAINER_PROBES.is_power_of_two());
+    }
+
+    #[test]
+    fn windows_wrap_around_the_table() {
+        assert_eq!(window(4096 + 5).collect::<Vec<_>>(), [5, 6, 7, 8]);
+        assert_eq!(window(4026531841).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert_eq!(window(4095).collect::<Vec<_>>(), [4095, 0, 1, 2]);
+        assert_eq!(window(u32::MAX).collect::<Vec<_>>(), [4095, 0, 1, 2]);
     }
 }

@@ -8,8 +8,9 @@
  * - empty_*: does nothing. What a syscall costs with it attached, minus
  *   what it costs with nothing attached, is the price of the tracepoint and
  *   the BPF call alone: the floor no recorder can go below.
- * - lookup_*: the least a recorder keyed by mount namespace does: read the
- *   task's mount namespace, look it up in a hash map, and on a hit mark the
+ * - lookup_*: the least a recorder keyed by mount namespace in a hash map
+ *   does (the recorder's first design): read the task's mount namespace,
+ *   look it up in a hash map, and on a hit mark the
  *   syscall in the value (read before write). With the map empty every task
  *   misses, as untraced ones do; with the bench's own namespace in it, every
  *   host task hits, as a traced container's do.
@@ -22,6 +23,10 @@
 #include <bpf/bpf_tracing.h>
 
 #define SLOTS 512
+
+/* uapi/linux/bpf.h; the recorder's minimal header no longer needs them. */
+#define BPF_MAP_TYPE_HASH 1
+#define BPF_F_NO_PREALLOC 1
 
 struct seen {
 	__u8 nr[SLOTS];

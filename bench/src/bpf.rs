@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags, MapHandle};
+use libbpf_rs::{Link, MapCore, MapFlags};
 
 mod skel {
     #![allow(clippy::all, non_camel_case_types, unused_imports, dead_code)]
@@ -97,7 +97,7 @@ impl Floor {
 pub struct Census {
     /// Loaded recorder programs (one per build of the BPF object in use).
     pub recorders: usize,
-    /// Containers registered in the recorders' pinned maps.
+    /// Containers registered with the recorders (their pinned records).
     pub traced: usize,
 }
 
@@ -108,7 +108,7 @@ impl Census {
         if let Ok(dirs) = std::fs::read_dir("/sys/fs/bpf") {
             for dir in dirs.flatten() {
                 if dir.file_name().to_string_lossy().starts_with("oci-seccomp-bpf-hook-") {
-                    traced += pinned_entries(&dir.path().join("containers"));
+                    traced += pinned_records(&dir.path());
                 }
             }
         }
@@ -122,8 +122,11 @@ impl Census {
     }
 }
 
-fn pinned_entries(map: &Path) -> usize {
-    MapHandle::from_pinned_path(map).map(|m| m.keys().count()).unwrap_or(0)
+/// The hook pins one record map per traced container next to its program,
+/// as `record-<mount namespace>` (src/tracer.rs).
+fn pinned_records(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("record-")).count()
 }
 
 /// Waits up to `secs` for the census to reach `want` (tracers leave a

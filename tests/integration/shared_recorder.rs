@@ -24,25 +24,29 @@ fn pin_dirs() -> Vec<PathBuf> {
         .collect()
 }
 
-/// Owner pids of the records in every pinned map (bpf/recorder.h layout:
-/// 3 x 1024 bytes of table, u64 out_of_range, then u32 owner_pid).
+/// Owner pids of the records pinned next to the program: one map per
+/// traced container, `record-<mount namespace>`, holding one struct
+/// container_record (bpf/recorder.h asserts owner_pid's offset: 3088).
 fn record_owners() -> Vec<u32> {
     let mut owners = Vec::new();
     for dir in pin_dirs() {
-        let out = std::process::Command::new("bpftool")
-            .args(["-j", "map", "dump", "pinned"])
-            .arg(dir.join("containers"))
-            .output()
-            .expect("bpftool runs");
-        let Ok(entries) = serde_json::from_slice::<Vec<Value>>(&out.stdout) else { continue };
-        for e in entries {
-            let bytes: Vec<u8> = e["value"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
-                .collect();
-            owners.push(u32::from_ne_bytes(bytes[3080..3084].try_into().unwrap()));
+        let records = std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>());
+        for pin in records.unwrap_or_default() {
+            if !pin.file_name().unwrap().to_string_lossy().starts_with("record-") {
+                continue;
+            }
+            let out =
+                std::process::Command::new("bpftool").args(["-j", "map", "dump", "pinned"]).arg(&pin).output().unwrap();
+            let Ok(entries) = serde_json::from_slice::<Vec<Value>>(&out.stdout) else { continue };
+            for e in entries {
+                let bytes: Vec<u8> = e["value"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
+                    .collect();
+                owners.push(u32::from_ne_bytes(bytes[3088..3092].try_into().unwrap()));
+            }
         }
     }
     owners
