@@ -130,3 +130,154 @@ fn the_program_is_detached_when_the_last_tracer_leaves() {
     }
     panic!("program still attached with no tracer running: pins {:?}\n{last_programs}", pin_dirs());
 }
+
+/// A process waiting in its own mount namespace for a line on stdin, then
+/// running `sysprobe ARG`: what a container is to the BPF program.
+struct StandIn {
+    child: std::process::Child,
+    mntns: u64,
+}
+
+impl Drop for StandIn {
+    /// A stand-in that a failed assertion leaves waiting is killed.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl StandIn {
+    fn start(probe_arg: &str) -> StandIn {
+        let child = std::process::Command::new("unshare")
+            .args(["--mount", "--", "sh", "-c", "read go && exec \"$0\" \"$1\""])
+            .arg(crate::support::fixture("sysprobe"))
+            .arg(probe_arg)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("unshare (util-linux) runs");
+        let ours = mntns_of("self");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut mntns = mntns_of(&child.id().to_string());
+        while mntns == ours && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+            mntns = mntns_of(&child.id().to_string());
+        }
+        let stand_in = StandIn { child, mntns };
+        assert_ne!(mntns, ours, "unshare --mount never left our mount namespace");
+        stand_in
+    }
+
+    /// Registers the stand-in with the prestart hook, as podman would.
+    fn trace(&self, out: &std::path::Path, log: &std::path::Path) {
+        use std::io::Write;
+        let state = serde_json::json!({
+            "ociVersion": "1.0.2", "id": format!("stand-in-{}", self.child.id()), "status": "created",
+            "pid": self.child.id(), "bundle": "/",
+            "annotations": {crate::support::ANNOTATION: format!("of:{}", out.display())},
+        });
+        let mut hook = std::process::Command::new(crate::support::hook_bin())
+            .arg("-s")
+            .env("OCI_SECCOMP_BPF_HOOK_LOG_FILE", log)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        hook.stdin.take().unwrap().write_all(state.to_string().as_bytes()).unwrap();
+        let o = hook.wait_with_output().unwrap();
+        assert!(o.status.success(), "hook: {}", stderr(&o));
+    }
+
+    fn go(mut self) {
+        use std::io::Write;
+        self.child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        assert!(self.child.wait().unwrap().success(), "sysprobe in the stand-in failed");
+    }
+}
+
+fn mntns_of(pid: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/mnt")).map(|m| m.ino()).unwrap_or(0)
+}
+
+/// Holds new UTS namespaces open (each takes the lowest free namespace
+/// inode) until the next free inode is `target` modulo the recorder's 4096
+/// slots (bpf/recorder.h). Returns false if 3 rounds of the table did not
+/// get there (something else kept taking inodes).
+fn take_inodes_until(target: u64, held: &mut Vec<std::fs::File>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // The test binary runs several tests at once; unshare in a thread of
+    // our own changes only that thread's UTS namespace.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..3 * 4096 {
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUTS).expect("unshare(CLONE_NEWUTS) as root");
+                let ns = std::fs::File::open("/proc/thread-self/ns/uts").unwrap();
+                let inum = ns.metadata().unwrap().ino();
+                held.push(ns);
+                if (inum + 1) % 4096 == target % 4096 {
+                    return true;
+                }
+            }
+            false
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+/// Two containers whose mount namespace inodes fall in the same slot of the
+/// recorder's table: each profile holds its own container's syscalls only.
+#[test]
+fn namespaces_sharing_a_slot_keep_their_own_profiles() {
+    if !crate::support::is_root() {
+        crate::support::skip!("needs root (BPF, namespaces)");
+    }
+    // One open file per namespace held; root may raise its hard limit (a
+    // VM's init leaves it at 4096).
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let want = 3 * 4096 + 256;
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    if soft < want {
+        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, want.max(soft), want.max(hard)) {
+            crate::support::skip!("cannot raise RLIMIT_NOFILE to {want} to hold 3 x 4096 namespaces: {e}");
+        }
+    }
+    let work = tempfile::tempdir().unwrap();
+    let log = work.path().join("hook.log");
+
+    let a = StandIn::start("unusual");
+    let mut held = Vec::new();
+    let mut b = None;
+    for _ in 0..5 {
+        if !take_inodes_until(a.mntns, &mut held) {
+            break;
+        }
+        let candidate = StandIn::start("getpid");
+        if candidate.mntns % 4096 == a.mntns % 4096 {
+            b = Some(candidate);
+            break;
+        }
+        candidate.go();
+    }
+    drop(held);
+    let Some(b) = b else {
+        a.go();
+        crate::support::skip!("could not get two mount namespaces 4096 inodes apart (the host kept taking inodes)");
+    };
+    println!("mount namespaces {} and {} share slot {}", a.mntns, b.mntns, a.mntns % 4096);
+
+    let (out_a, out_b) = (work.path().join("a.json"), work.path().join("b.json"));
+    a.trace(&out_a, &log);
+    b.trace(&out_b, &log);
+    // b's tasks look in a's slot first and must pass over a's record.
+    b.go();
+    a.go();
+    let (pa, pb) = (wait_for_profile(&out_a), wait_for_profile(&out_b));
+    let (names_a, names_b) = (crate::support::allowed(&pa), crate::support::allowed(&pb));
+    for unusual in ["personality", "sched_get_priority_max", "sysinfo"] {
+        assert!(names_a.iter().any(|n| n == unusual), "{unusual} missing from a's profile: {names_a:?}");
+        assert!(!names_b.iter().any(|n| n == unusual), "b's profile has a's {unusual}: {names_b:?}");
+    }
+    assert!(names_b.iter().any(|n| n == "getpid"), "b's own syscalls recorded: {names_b:?}");
+}
