@@ -173,7 +173,8 @@ fn a_killed_container_still_gets_its_profile(#[case] runtime: &'static str) {
     let Some(p) = Podman::new(runtime) else { return };
     let out = p.path("killed.json");
     let name = start_sleeper(&p, "killed", &traced_into(&out));
-    std::thread::sleep(Duration::from_millis(300));
+    // Killed once it sleeps: a fixed delay is not enough in a slow VM.
+    wait_until_sleeping(&p, &name);
     assert!(p.podman(&["kill", "-s", "KILL", &name]).status.success());
     let profile = wait_for_profile(&out);
     p.podman(&["rm", "-f", &name]);
@@ -183,10 +184,27 @@ fn a_killed_container_still_gets_its_profile(#[case] runtime: &'static str) {
     // Replay: the same container starts and sleeps under the profile until
     // it is killed (it never reached exit_group the first time either).
     let name2 = start_sleeper(&p, "killed-replay", &confined_by(&out));
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until_sleeping(&p, &name2);
     let state = p.podman(&["inspect", "-f", "{{.State.Status}}", &name2]);
     p.podman(&["rm", "-f", "-t", "0", &name2]);
     assert_eq!(stdout(&state).trim(), "running", "sleep under its profile");
+}
+
+/// Waits until the container's init is blocked in nanosleep or
+/// clock_nanosleep (x86_64 numbers 35 and 230, first field of
+/// /proc/PID/syscall): it has made every syscall it makes before sleeping.
+fn wait_until_sleeping(p: &Podman, name: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    while std::time::Instant::now() < deadline {
+        let pid = stdout(&p.podman(&["inspect", "-f", "{{.State.Pid}}", name])).trim().to_string();
+        last = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+        if matches!(last.split_whitespace().next(), Some("35" | "230")) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("container {name} never went to sleep in 60 s; its init's /proc/PID/syscall: {last:?}");
 }
 
 #[rstest]
@@ -265,7 +283,7 @@ fn the_tracer_is_detached_and_exits_after_writing(#[case] runtime: &'static str)
     assert_eq!(sid.as_raw(), pid, "the tracer leads its own session");
     assert!(p.podman(&["rm", "-f", "-t", "0", &name]).status.success());
     wait_for_profile(&out);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while std::path::Path::new(&format!("/proc/{pid}")).exists() {
         assert!(std::time::Instant::now() < deadline, "tracer {pid} still running after writing the profile");
         std::thread::sleep(Duration::from_millis(20));

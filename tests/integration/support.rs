@@ -55,9 +55,9 @@ pub fn stderr(o: &Output) -> String {
 /// which can be a moment after podman returns. The write is atomic, so the
 /// file either is complete or is not there.
 pub fn wait_for_profile(path: &Path) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !path.exists() {
-        assert!(Instant::now() < deadline, "no profile at {path:?} 20 s after the container exited");
+        assert!(Instant::now() < deadline, "no profile at {path:?} 60 s after the container exited");
         std::thread::sleep(Duration::from_millis(20));
     }
     let text = std::fs::read_to_string(path).unwrap();
