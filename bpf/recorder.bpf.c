@@ -3,8 +3,9 @@
  * Records which syscalls the traced containers make.
  *
  * One program on the syscall-entry tracepoint, shared by every tracer: the
- * first tracer loads it and pins its link and map in bpffs, the others add
- * their container to the map, the last one out unpins them (src/tracer.rs).
+ * first tracer loads it and pins its link and slot table in bpffs, each
+ * tracer puts its container's record map in the table, the last one out
+ * unpins them (src/tracer.rs).
  * Each attached program would add the tracepoint's full cost to every
  * syscall on the host, so one program for all keeps that cost flat however
  * many containers are traced. Every task on the host runs it, so the
