@@ -191,6 +191,9 @@ impl Podman {
         let (profile, first) = self.trace(None, &out, cmd);
         assert!(!allowed(&profile).is_empty(), "empty profile for {cmd:?}: {profile}");
         let again = self.replay(&out, cmd);
+        if (again.status.code(), stdout(&again)) != (first.status.code(), stdout(&first)) {
+            println!("the profile of {cmd:?}:\n{profile}\nthe hook's log:\n{}", self.hook_log());
+        }
         assert_same(&first, &again, cmd);
         profile
     }
