@@ -40,22 +40,31 @@ pub fn parse_libtest(output: &str) -> TestCounts {
     counts
 }
 
-/// The part of a failed run worth printing in a CI log: libtest's `failures:` section (each failed
-/// test's captured output and panic message, then the list of names) when there is one, else the
-/// last `tail` lines (a crash or a non-libtest command).
+/// The part of a failed run worth printing in a CI log: what each failed test printed (with
+/// `--nocapture` that is inline, from its `test NAME ... ` line to the next test's) and libtest's
+/// `failures:` section (captured outputs, then the names); without a `failures:` section (a crash,
+/// a command that is not libtest), the last `tail` lines.
 pub fn failure_excerpt(output: &str, tail: usize) -> String {
     let lines: Vec<&str> = output.lines().collect();
-    // libtest prints `failures:` twice: first before the captured outputs, then before the list
-    // of names; the first one starts the section.
-    let start = lines.iter().position(|l| l.trim_end() == "failures:");
-    let excerpt = match start {
-        Some(i) => {
-            let end = lines[i..].iter().position(|l| l.starts_with("test result: ")).map_or(lines.len(), |n| i + n + 1);
-            &lines[i..end]
-        }
-        None => &lines[lines.len().saturating_sub(tail)..],
+    // libtest prints `failures:` twice: before the captured outputs, then before the names.
+    let Some(start) = lines.iter().position(|l| l.trim_end() == "failures:") else {
+        return lines[lines.len().saturating_sub(tail)..].iter().map(|l| format!("{l}\n")).collect();
     };
-    excerpt.iter().map(|l| format!("{l}\n")).collect()
+    let end = lines[start..].iter().position(|l| l.starts_with("test result: ")).map_or(lines.len(), |n| start + n + 1);
+    let section = &lines[start..end];
+    // The names: the indented lines after the last `failures:` of the section.
+    let names_from = section.iter().rposition(|l| l.trim_end() == "failures:").unwrap_or(0);
+    let names: Vec<&str> = section[names_from..].iter().map(|l| l.trim()).filter(|l| !l.is_empty()).skip(1).collect();
+    let mut excerpt = String::new();
+    for (i, line) in lines[..start].iter().enumerate() {
+        let Some((name, _)) = line.strip_prefix("test ").and_then(|r| r.split_once(" ... ")) else { continue };
+        if !names.contains(&name) {
+            continue;
+        }
+        let own = lines[i + 1..start].iter().take_while(|l| !l.starts_with("test ")).map(|l| format!("{l}\n"));
+        excerpt += &format!("{line}\n{}", own.collect::<String>());
+    }
+    excerpt + &section.iter().map(|l| format!("{l}\n")).collect::<String>()
 }
 
 /// What a kernel's row says.
@@ -183,12 +192,23 @@ mod tests {
     }
 
     #[test]
+    fn failure_excerpt_keeps_what_a_nocapture_test_printed() {
+        let out = "test a ... ok\ntest b ... \nthread 'b' panicked at x.rs:1:\nboom\nFAILED\ntest c ... ok\n\n\
+                   failures:\n\nfailures:\n    b\n\ntest result: FAILED. 2 passed; 1 failed\n";
+        assert_eq!(
+            failure_excerpt(out, 2),
+            "test b ... \nthread 'b' panicked at x.rs:1:\nboom\nFAILED\n\
+             failures:\n\nfailures:\n    b\n\ntest result: FAILED. 2 passed; 1 failed\n"
+        );
+    }
+
+    #[test]
     fn failure_excerpt_is_the_failures_section_or_the_tail() {
         let failed = "test a ... ok\ntest b ... FAILED\n\nfailures:\n\n---- b stdout ----\nboom\n\n\
                       failures:\n    b\n\ntest result: FAILED. 1 passed; 1 failed\n\nafter\n";
         assert_eq!(
             failure_excerpt(failed, 2),
-            "failures:\n\n---- b stdout ----\nboom\n\nfailures:\n    b\n\ntest result: FAILED. 1 passed; 1 failed\n"
+            "test b ... FAILED\n\nfailures:\n\n---- b stdout ----\nboom\n\nfailures:\n    b\n\ntest result: FAILED. 1 passed; 1 failed\n"
         );
         assert_eq!(failure_excerpt("one\ntwo\nthree\n", 2), "two\nthree\n");
         assert_eq!(failure_excerpt("", 2), "");
