@@ -12,7 +12,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::mem::{size_of, MaybeUninit};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -135,8 +135,7 @@ impl Tracer {
         let mut map = new_record_map().map_err(watch)?;
         map.update(&0u32.to_ne_bytes(), as_bytes(&record), MapFlags::ANY).map_err(watch)?;
         map.pin(&pin).map_err(watch)?;
-        let fd = map.as_fd().as_raw_fd();
-        if let Err(source) = slots.update(&slot.to_ne_bytes(), &fd.to_ne_bytes(), MapFlags::ANY) {
+        if let Err(source) = publish(&slots, slot, &map) {
             let _ = fs::remove_file(&pin);
             return Err(watch(source));
         }
@@ -160,6 +159,58 @@ impl Tracer {
         }
         set.out_of_range = record.out_of_range;
         Ok(set)
+    }
+}
+
+/// Puts `record` in `slot` of the table and returns as soon as the program
+/// sees it there.
+///
+/// An update of a map of maps stores the new pointer at once, then waits for
+/// an RCU grace period (`synchronize_rcu`, so that no program still runs
+/// with the old value) before the call returns: 10-20 ms on these machines,
+/// in every container start. The update runs on a thread of its own, and
+/// this returns when a lookup shows the slot holding our map (or when the
+/// update fails); the thread finishes the wait on its own.
+fn publish(slots: &MapHandle, slot: u32, record: &MapHandle) -> Result<(), libbpf_rs::Error> {
+    let id = record.info()?.info.id;
+    // Both maps outlive the update: this returns early only once the update
+    // has published the map (the kernel holds its own references by then),
+    // and otherwise when the thread has finished.
+    let (slots_fd, record_fd) = (slots.as_fd().as_raw_fd(), record.as_fd().as_raw_fd());
+    let result = |rc: i32| if rc == 0 { Ok(()) } else { Err(std::io::Error::from_raw_os_error(-rc).into()) };
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("publish".into())
+        .spawn(move || done_tx.send(update_slot(slots_fd, slot, record_fd)));
+    if spawned.is_err() {
+        // No threads in a process that has unshared its PID namespace
+        // (`record`): wait for the update here.
+        return result(update_slot(slots_fd, slot, record_fd));
+    }
+    loop {
+        if let Ok(rc) = done.try_recv() {
+            return result(rc);
+        }
+        // A failed lookup is not the update's failure: wait for the thread.
+        let held = slots.lookup(&slot.to_ne_bytes(), MapFlags::ANY).ok().flatten();
+        if held.as_deref() == Some(&id.to_ne_bytes()[..]) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+}
+
+/// bpf_map_update_elem(slots, slot, record): 0 or -errno.
+fn update_slot(slots_fd: RawFd, slot: u32, record_fd: RawFd) -> i32 {
+    // SAFETY: key and value point to 4-byte values, the sizes of the slot
+    // table's key and value; the fds are checked by the kernel.
+    unsafe {
+        libbpf_sys::bpf_map_update_elem(
+            slots_fd,
+            (&slot as *const u32).cast(),
+            (&record_fd as *const RawFd).cast(),
+            libbpf_sys::BPF_ANY.into(),
+        )
     }
 }
 
@@ -236,8 +287,12 @@ impl Drop for Tracer {
     /// Removes our record; the last tracer out unpins (and so detaches)
     /// the program.
     fn drop(&mut self) {
-        let Ok(_lock) = lock(&self.pins) else { return };
+        // Our own record first, outside the lock: clearing a slot waits for
+        // an RCU grace period (see `publish`), which other tracers' starts
+        // should not wait for, and no other tracer touches a living
+        // tracer's record.
         unregister(&self.pins, &self.slots, self.mntns, &self.record);
+        let Ok(_lock) = lock(&self.pins) else { return };
         remove_orphans(&self.pins, &self.slots);
         if pinned_records(&self.pins).is_empty() {
             for pin in ["link", "containers"] {
