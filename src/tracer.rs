@@ -31,17 +31,22 @@ mod skel {
 }
 use skel::RecorderSkelBuilder;
 
-/// struct ContainerRecord of bpf/recorder.h. The skeleton cannot generate
+/// struct container_record of bpf/recorder.h. The skeleton cannot generate
 /// it (the program names it only through the record map's size), so it is
-/// written out here and a test compares it with the object's BTF.
+/// written out here and a test compares it with the layout the header
+/// asserts.
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct ContainerRecord {
     mntns: u32,
     /// One row per ABI, in `Abi::ALL` order.
     seen: [[u8; SYSCALL_SLOTS]; Abi::ALL.len()],
+    /// The C compiler's padding, spelled out so that every byte of a
+    /// record is initialised and `as_bytes` reads no padding.
+    _pad0: u32,
     out_of_range: u64,
     owner_pid: u32,
+    _pad1: u32,
     owner_start_time: u64,
 }
 
@@ -50,8 +55,10 @@ impl ContainerRecord {
         ContainerRecord {
             mntns,
             seen: [[0; SYSCALL_SLOTS]; Abi::ALL.len()],
+            _pad0: 0,
             out_of_range: 0,
             owner_pid,
+            _pad1: 0,
             owner_start_time,
         }
     }
@@ -145,11 +152,9 @@ impl Tracer {
     /// What the container's tasks did since `watch`.
     pub fn collect(&self) -> Result<SyscallSet, TracerError> {
         let mut set = SyscallSet::default();
-        let bytes = self
-            .record
-            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
-            .map_err(|source| TracerError::Collect { mntns: self.mntns, source })?;
-        let Some(record) = bytes.and_then(|b| from_bytes(&b)) else { return Ok(set) };
+        let record =
+            lookup_record(&self.record).map_err(|source| TracerError::Collect { mntns: self.mntns, source })?;
+        let Some(record) = record else { return Ok(set) };
         for (abi, row) in Abi::ALL.iter().zip(record.seen.iter()) {
             for (nr, &seen) in row.iter().enumerate() {
                 if seen != 0 {
@@ -192,8 +197,7 @@ fn publish(slots: &MapHandle, slot: u32, record: &MapHandle) -> Result<(), libbp
             return result(rc);
         }
         // A failed lookup is not the update's failure: wait for the thread.
-        let held = slots.lookup(&slot.to_ne_bytes(), MapFlags::ANY).ok().flatten();
-        if held.as_deref() == Some(&id.to_ne_bytes()[..]) {
+        if slot_holds(slots, slot, id) {
             return Ok(());
         }
         std::thread::sleep(std::time::Duration::from_micros(200));
@@ -251,19 +255,27 @@ fn new_record_map() -> Result<MapHandle, libbpf_rs::Error> {
     })
 }
 
+/// The one record a record map holds (key 0).
+fn lookup_record(map: &MapHandle) -> Result<Option<ContainerRecord>, libbpf_rs::Error> {
+    Ok(map.lookup(&0u32.to_ne_bytes(), MapFlags::ANY)?.and_then(|b| from_bytes(&b)))
+}
+
 fn read_record(map: &MapHandle) -> Option<ContainerRecord> {
-    map.lookup(&0u32.to_ne_bytes(), MapFlags::ANY).ok().flatten().and_then(|b| from_bytes(&b))
+    lookup_record(map).ok().flatten()
+}
+
+/// Whether `slot` of the table holds the map with this id (a lookup in a
+/// map of maps from user space returns the inner map's id).
+fn slot_holds(slots: &MapHandle, slot: u32, id: u32) -> bool {
+    slots.lookup(&slot.to_ne_bytes(), MapFlags::ANY).ok().flatten().as_deref() == Some(&id.to_ne_bytes()[..])
 }
 
 /// Takes the record of `mntns` out of the program's sight, then unpins it:
 /// clears the slot of its window that holds `record`.
 fn unregister(pins: &Path, slots: &MapHandle, mntns: u32, record: &MapHandle) {
     if let Ok(id) = record.info().map(|i| i.info.id) {
-        for slot in window(mntns) {
-            let held = slots.lookup(&slot.to_ne_bytes(), MapFlags::ANY).ok().flatten();
-            if held.as_deref() == Some(&id.to_ne_bytes()[..]) {
-                let _ = slots.delete(&slot.to_ne_bytes());
-            }
+        for slot in window(mntns).filter(|&slot| slot_holds(slots, slot, id)) {
+            let _ = slots.delete(&slot.to_ne_bytes());
         }
     }
     let _ = fs::remove_file(record_pin(pins, mntns));
@@ -273,11 +285,15 @@ fn unregister(pins: &Path, slots: &MapHandle, mntns: u32, record: &MapHandle) {
 fn remove_orphans(pins: &Path, slots: &MapHandle) {
     for mntns in pinned_records(pins) {
         let Ok(map) = MapHandle::from_pinned_path(record_pin(pins, mntns)) else { continue };
-        let owner = read_record(&map).map(|r| (r.owner_pid, r.owner_start_time));
-        if let Some((pid, start)) = owner.filter(|&(pid, start)| !is_alive(pid, start)) {
-            tracing::warn!("removing the record of tracer pid {pid} (start time {start}) that is gone");
-        } else if owner.is_some() {
-            continue;
+        // An unreadable record is removed as well: no tracer can use it.
+        match read_record(&map) {
+            Some(r) if is_alive(r.owner_pid, r.owner_start_time) => continue,
+            Some(r) => tracing::warn!(
+                "removing the record of tracer pid {} (start time {}) that is gone",
+                r.owner_pid,
+                r.owner_start_time
+            ),
+            None => {}
         }
         unregister(pins, slots, mntns, &map);
     }
@@ -393,8 +409,8 @@ fn is_alive(pid: u32, start: u64) -> bool {
 }
 
 fn as_bytes(record: &ContainerRecord) -> &[u8] {
-    // SAFETY: ContainerRecord is plain old data generated from the BPF
-    // object's BTF (integers only, repr(C)); viewing it as bytes is sound.
+    // SAFETY: ContainerRecord is plain old data (integers only, repr(C),
+    // padding spelled out as fields, so every byte is initialised).
     unsafe { std::slice::from_raw_parts((record as *const ContainerRecord).cast::<u8>(), size_of::<ContainerRecord>()) }
 }
 
@@ -402,9 +418,9 @@ fn from_bytes(bytes: &[u8]) -> Option<ContainerRecord> {
     if bytes.len() != size_of::<ContainerRecord>() {
         return None;
     }
-    // SAFETY: `bytes` is exactly one map value of the type the skeleton
-    // generated from the same BTF as the program's; it is plain old data,
-    // valid for any bit pattern.
+    // SAFETY: `bytes` is exactly one map value, the size of ContainerRecord
+    // (whose layout a test checks against bpf/recorder.h); it is plain old
+    // data, valid for any bit pattern.
     Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) })
 }
 
