@@ -159,24 +159,29 @@ impl Figures {
             format!("<= {} MiB", target::RSS_MIB),
             self.rss_max_mib <= target::RSS_MIB,
         ));
-        let (traced, floor) = (Self::delta(&self.container[1]), Self::delta(&self.container[2]));
-        let r = stats::ratio(traced, floor);
-        v.push(verdict(
+        // Added cost over the empty program's, against FLOOR_RATIO.
+        let floor_verdict = |which, what: &str, above: f64, floor: f64| {
+            let r = stats::ratio(above, floor);
+            verdict(
+                which,
+                what,
+                format!("{above:+.1} ns / {floor:+.1} ns = {}", fmt_ratio(r)),
+                format!("<= {}x", target::FLOOR_RATIO),
+                r.is_some_and(|r| r <= target::FLOOR_RATIO),
+            )
+        };
+        v.push(floor_verdict(
             Target::Traced,
             "syscall in a traced container, above untraced, / empty-program floor",
-            format!("{traced:+.1} ns / {floor:+.1} ns = {}", fmt_ratio(r)),
-            format!("<= {}x", target::FLOOR_RATIO),
-            r.is_some_and(|r| r <= target::FLOOR_RATIO),
+            Self::delta(&self.container[1]),
+            Self::delta(&self.container[2]),
         ));
         let one = Self::delta(&self.alt_k[0].1);
-        let hfloor = Self::delta(&self.host_floor);
-        let r = stats::ratio(one, hfloor);
-        v.push(verdict(
+        v.push(floor_verdict(
             Target::Untraced,
             "untraced host process, K=1, above K=0, / empty-program floor (alternated)",
-            format!("{one:+.1} ns / {hfloor:+.1} ns = {}", fmt_ratio(r)),
-            format!("<= {}x", target::FLOOR_RATIO),
-            r.is_some_and(|r| r <= target::FLOOR_RATIO),
+            one,
+            Self::delta(&self.host_floor),
         ));
         let step = Self::delta(&self.k16_over_k1);
         let spread = self.k_spread();
