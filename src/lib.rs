@@ -11,7 +11,10 @@
 pub mod annotation;
 pub mod cli;
 pub mod exit_watch;
+pub mod limits;
 pub mod logging;
+pub mod output_dir;
+pub mod policy;
 pub mod prestart;
 pub mod privileges;
 pub mod profile;

@@ -5,38 +5,47 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
 use nix::sys::wait::waitpid;
 use nix::unistd::{fork, setsid, ForkResult};
 
+use crate::limits;
 use crate::logging;
+use crate::output_dir::Output;
+use crate::policy;
 use crate::privileges;
+use crate::profile::Profile;
 use crate::profile_file;
 use crate::session::{self, Session, READY};
 use crate::state::{self, Container};
 
+/// Checks the request and starts the tracer. The error, whatever it
+/// echoes, stays far below the 64 KiB pipe runc reads only after we exit.
 pub fn run(stdin: impl Read) -> Result<()> {
+    check_and_spawn(stdin).map_err(|e| anyhow!(limits::shown_message(&format!("{e:#}"))))
+}
+
+fn check_and_spawn(stdin: impl Read) -> Result<()> {
     privileges::check()?;
     let container = state::read(stdin)?;
-    // Cheap checks first, here, so a mistake fails the start at once.
-    profile_file::check_output(&container.request.output)?;
-    spawn_tracer(&container)
+    let policy = policy::load(&policy::config_path())?;
+    // Every check here, before the container starts, so a mistake fails
+    // the start at once; the tracer inherits what they opened and read.
+    let base = container.request.input.as_deref().map(|p| profile_file::load_baseline(p, &policy)).transpose()?;
+    let output = profile_file::check_output(&container.request.output, &policy)?;
+    state::check_not_host(&container)?;
+    spawn_tracer(&container, base, output)
 }
 
 /// Forks the tracer (no exec: this process has everything loaded already,
 /// and a second program start would add to every container start) and
 /// waits until it records or fails.
-fn spawn_tracer(c: &Container) -> Result<()> {
+fn spawn_tracer(c: &Container, base: Option<Profile>, output: Output) -> Result<()> {
     // Close-on-exec: the container's runtime must never inherit them.
     let (read_end, write_end) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("failed to create the tracer's ready pipe")?;
-    let session = Session {
-        container_id: c.id.clone(),
-        pid: c.pid,
-        input: c.request.input.clone(),
-        output: c.request.output.clone(),
-    };
+    let session = Session { container_id: c.id.clone(), pid: c.pid, base, output };
     // SAFETY: this process has a single thread (nothing before this point
     // starts one), so the child may run ordinary Rust code.
     match unsafe { fork() }.context("failed to fork the tracer")? {

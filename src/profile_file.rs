@@ -1,124 +1,158 @@
 //! Reading a baseline profile and writing the result: checked before the
 //! container starts, written atomically when it ends.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
 use thiserror::Error;
 
+use crate::limits;
+use crate::output_dir::{self, Output, OutputError};
+use crate::policy::{Policy, PolicyError};
 use crate::profile::{InvalidProfile, Profile};
 
 #[derive(Debug, Error)]
 pub enum ProfileFileError {
     #[error("failed to read input profile {path:?}: {reason}: give an existing, readable seccomp profile with 'if:'")]
     Read { path: PathBuf, reason: String },
-    #[error("input profile {path:?} is not a seccomp profile in the containers/common JSON format")]
-    Parse { path: PathBuf, source: serde_json::Error },
-    #[error("input profile {path:?} is not a profile podman would load")]
-    Invalid { path: PathBuf, source: InvalidProfile },
-    #[error("output {path:?}: directory {dir:?} does not exist: create it before starting the container")]
-    NoDirectory { path: PathBuf, dir: PathBuf },
-    #[error("output {path:?} is a directory: give a file path with 'of:'")]
-    IsDirectory { path: PathBuf },
-    #[error("output {path:?}: cannot write in {dir:?}: {reason}")]
-    NotWritable { path: PathBuf, dir: PathBuf, reason: String },
-    #[error("failed to write profile {path:?}: {reason} (the previous file, if any, is unchanged)")]
-    Write { path: PathBuf, reason: String },
+    #[error("input profile {path:?} resolves to {real:?}, under {under}: give a regular file with 'if:'")]
+    Pseudo { path: PathBuf, real: PathBuf, under: &'static str },
+    #[error("input profile {path:?} is a {kind}, not a regular file: give a regular file with 'if:'")]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error("input profile {path:?} is {size} bytes, over the limit of {limit} bytes: give a smaller baseline (the limit is max_input_bytes in the hook's config)")]
+    TooLarge { path: PathBuf, size: u64, limit: u64 },
+    #[error("input profile {path:?} is not a seccomp profile in the containers/common JSON format: {reason}")]
+    Parse { path: PathBuf, reason: String },
+    #[error("input profile {path:?} is not a profile podman would load: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
 }
 
-/// An I/O error in words. Never "No such file or directory": podman reads
-/// that text in a hook's error as "runtime not found" and exits 127
-/// instead of 126.
+/// An I/O error in words, never "No such file or directory" (see
+/// [`output_dir::describe`]).
 fn describe(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "it does not exist".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        _ => {
-            let text = e.to_string();
-            match text.find(" (os error") {
-                Some(i) => text[..i].to_string(),
-                None => text,
-            }
-        }
+    match e.raw_os_error() {
+        Some(code) => output_dir::describe(nix::errno::Errno::from_raw(code)),
+        None => e.to_string(),
     }
 }
 
-/// Reads, parses and validates a baseline profile (once).
-pub fn load_baseline(path: &Path) -> Result<Profile, ProfileFileError> {
-    let raw = fs::read(path).map_err(|e| ProfileFileError::Read { path: path.into(), reason: describe(&e) })?;
-    let profile: Profile =
-        serde_json::from_slice(&raw).map_err(|source| ProfileFileError::Parse { path: path.into(), source })?;
-    profile.validate().map_err(|source| ProfileFileError::Invalid { path: path.into(), source })?;
+/// Filesystems whose "files" are not data: reading them can block, never
+/// end, or act on the host.
+const PSEUDO_ROOTS: &[&str] = &["/proc", "/dev", "/sys"];
+
+/// Reads, parses and validates a baseline profile (once), as the policy
+/// allows: a regular file, outside /proc, /dev and /sys, within the size
+/// cap, in an allowed directory when the policy names some.
+pub fn load_baseline(path: &Path, policy: &Policy) -> Result<Profile, ProfileFileError> {
+    let allowed = policy.input_dir_for(path)?;
+    let raw = read_bounded(path, allowed, policy.max_input_bytes)?;
+    // serde and the validator quote the file's own strings: keep them short.
+    let profile: Profile = serde_json::from_slice(&raw)
+        .map_err(|e| ProfileFileError::Parse { path: path.into(), reason: limits::shown_message(&e.to_string()) })?;
+    profile.validate().map_err(|e: InvalidProfile| ProfileFileError::Invalid {
+        path: path.into(),
+        reason: limits::shown_message(&e.to_string()),
+    })?;
     Ok(profile)
 }
 
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
+fn read_bounded(path: &Path, allowed: Option<&Path>, limit: u64) -> Result<Vec<u8>, ProfileFileError> {
+    let read_err = |e: std::io::Error| ProfileFileError::Read { path: path.into(), reason: describe(&e) };
+    // Resolve links first, so a link into /proc or /dev is seen for what it is.
+    let real = std::fs::canonicalize(path).map_err(read_err)?;
+    if let Some(under) = PSEUDO_ROOTS.iter().find(|r| real.starts_with(r)) {
+        return Err(ProfileFileError::Pseudo { path: path.into(), real, under });
     }
+    if let Some(dir) = allowed {
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        if !real.starts_with(&dir) {
+            let config = crate::policy::config_path();
+            let allowed = vec![dir];
+            return Err(PolicyError::NotAllowed { what: "input", path: real, config, allowed }.into());
+        }
+    }
+    check_regular(path, &std::fs::metadata(&real).map_err(read_err)?)?;
+    // Non-blocking: a FIFO swapped in since the check cannot hang the start;
+    // no symlinks: what was resolved above is what is opened.
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    let how = OpenHow::new().flags(flags).resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
+    let file = File::from(openat2(AT_FDCWD, &real, how).map_err(|e| read_err(e.into()))?);
+    let meta = file.metadata().map_err(read_err)?;
+    check_regular(path, &meta)?;
+    if meta.len() > limit {
+        return Err(ProfileFileError::TooLarge { path: path.into(), size: meta.len(), limit });
+    }
+    let mut raw = Vec::new();
+    file.take(limit + 1).read_to_end(&mut raw).map_err(read_err)?;
+    if raw.len() as u64 > limit {
+        return Err(ProfileFileError::TooLarge { path: path.into(), size: raw.len() as u64, limit });
+    }
+    Ok(raw)
+}
+
+fn check_regular(path: &Path, meta: &std::fs::Metadata) -> Result<(), ProfileFileError> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let kind = if t.is_file() {
+        return Ok(());
+    } else if t.is_dir() {
+        "directory"
+    } else if t.is_fifo() {
+        "FIFO"
+    } else if t.is_char_device() {
+        "character device"
+    } else if t.is_block_device() {
+        "block device"
+    } else if t.is_socket() {
+        "socket"
+    } else {
+        "special file"
+    };
+    Err(ProfileFileError::NotRegular { path: path.into(), kind })
 }
 
 /// Checks, before the container starts, that the profile can be written
-/// there later: the directory exists and accepts a new file.
-pub fn check_output(path: &Path) -> Result<(), ProfileFileError> {
-    let dir = parent_dir(path);
-    if !dir.is_dir() {
-        return Err(ProfileFileError::NoDirectory { path: path.into(), dir });
-    }
-    if path.is_dir() {
-        return Err(ProfileFileError::IsDirectory { path: path.into() });
-    }
-    // Root passes access(2) checks even on a read-only mount: try for real.
-    let probe = temp_path(path, "probe");
-    let not_writable = |e| ProfileFileError::NotWritable { path: path.into(), dir: dir.clone(), reason: describe(&e) };
-    OpenOptions::new().write(true).create_new(true).mode(0o600).open(&probe).map_err(not_writable)?;
-    fs::remove_file(&probe).map_err(not_writable)?;
-    Ok(())
+/// there later, and keeps its directory open for that (see [`output_dir`]).
+pub fn check_output(path: &Path, policy: &Policy) -> Result<Output, ProfileFileError> {
+    let allowed = policy.output_dir_for(path)?;
+    Ok(Output::open(path, allowed, policy.profile_mode)?)
 }
 
-fn temp_path(path: &Path, what: &str) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    parent_dir(path).join(format!(".{name}.{what}-{}", std::process::id()))
-}
-
-/// Writes the profile as pretty JSON: a temporary file in the same
-/// directory, fsync, rename over the target, fsync the directory. A reader
-/// sees the old file or the new one, never half of one.
-pub fn write_atomic(path: &Path, profile: &Profile) -> Result<(), ProfileFileError> {
-    let err = |e: std::io::Error| ProfileFileError::Write { path: path.into(), reason: describe(&e) };
-    let mut json = serde_json::to_vec_pretty(profile).map_err(|e| err(e.into()))?;
+/// Writes the profile as pretty JSON, atomically, into the directory
+/// opened at prestart.
+pub fn write_atomic(output: &Output, profile: &Profile) -> Result<(), ProfileFileError> {
+    let mut json = serde_json::to_vec_pretty(profile)
+        .map_err(|e| OutputError::Write { path: output.path().into(), reason: e.to_string() })?;
     json.push(b'\n');
-    let tmp = temp_path(path, "tmp");
-    let result = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp)?;
-        file.write_all(&json)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(parent_dir(path))?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(err)
+    Ok(output.write(&json)?)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
     use crate::profile::Rule;
+
+    fn load(path: &Path) -> Result<Profile, ProfileFileError> {
+        load_baseline(path, &Policy::default())
+    }
 
     #[test]
     fn baseline_errors_name_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.json");
-        let e = load_baseline(&missing).unwrap_err().to_string();
+        let e = load(&missing).unwrap_err().to_string();
         assert!(e.contains("missing.json") && e.contains("failed to read"), "{e}");
         let bad = dir.path().join("bad.json");
         fs::write(&bad, "{not json").unwrap();
-        let e = load_baseline(&bad).unwrap_err().to_string();
+        let e = load(&bad).unwrap_err().to_string();
         assert!(e.contains("bad.json") && e.contains("not a seccomp profile"), "{e}");
         let invalid = dir.path().join("invalid.json");
         fs::write(
@@ -126,19 +160,75 @@ mod tests {
             r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":[],"action":"SCMP_ACT_ALLOW"}]}"#,
         )
         .unwrap();
-        let e = format!("{:#}", anyhow::Error::from(load_baseline(&invalid).unwrap_err()));
+        let e = load(&invalid).unwrap_err().to_string();
         assert!(e.contains("invalid.json") && e.contains("names no syscall"), "{e}");
     }
 
+    /// Failure 4: a FIFO hung the container's start.
     #[test]
-    fn output_checks() {
+    fn a_fifo_is_refused_without_blocking() {
         let dir = tempfile::tempdir().unwrap();
-        check_output(&dir.path().join("out.json")).unwrap();
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "the probe file is removed");
-        let e = check_output(&dir.path().join("nope/out.json")).unwrap_err().to_string();
-        assert!(e.contains("does not exist"), "{e}");
-        let e = check_output(dir.path()).unwrap_err().to_string();
+        let fifo = dir.path().join("base.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = load(&fifo).unwrap_err().to_string();
+        assert!(e.contains("is a FIFO, not a regular file"), "{e}");
+    }
+
+    /// Failure 5: `if:/dev/zero` grew the hook to 1.9 GiB.
+    #[test]
+    fn devices_and_proc_are_refused_even_through_a_link() {
+        let e = load(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(e.contains("under /dev"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("base.json");
+        std::os::unix::fs::symlink("/proc/self/environ", &link).unwrap();
+        let e = load(&link).unwrap_err().to_string();
+        assert!(e.contains("under /proc"), "{e}");
+        let e = load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("is a directory"), "{e}");
+    }
+
+    #[test]
+    fn a_baseline_over_the_cap_is_refused_naming_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.json");
+        fs::File::create(&big).unwrap().set_len(limits::MAX_INPUT_BYTES + 1).unwrap();
+        let e = load(&big).unwrap_err().to_string();
+        assert!(e.contains("over the limit of 8388608 bytes"), "{e}");
+        let small = Policy { max_input_bytes: 10, ..Policy::default() };
+        fs::write(&big, r#"{"defaultAction":"SCMP_ACT_ERRNO"}"#).unwrap();
+        let e = load_baseline(&big, &small).unwrap_err().to_string();
+        assert!(e.contains("over the limit of 10 bytes"), "{e}");
+    }
+
+    #[test]
+    fn echoed_strings_from_the_file_are_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("long.json");
+        let action = "X".repeat(100_000);
+        fs::write(&path, format!(r#"{{"defaultAction":"{action}"}}"#)).unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        assert!(e.len() < limits::MAX_MESSAGE_BYTES + 500, "{} bytes", e.len());
+    }
+
+    #[test]
+    fn policy_confines_the_baseline() {
+        let dir = tempfile::tempdir().unwrap();
+        let allowed = dir.path().join("allowed");
+        fs::create_dir(&allowed).unwrap();
+        let inside = allowed.join("base.json");
+        fs::write(&inside, r#"{"defaultAction":"SCMP_ACT_ERRNO"}"#).unwrap();
+        let policy = Policy { input_dirs: Some(vec![allowed.clone()]), ..Policy::default() };
+        load_baseline(&inside, &policy).unwrap();
+        let outside = dir.path().join("base.json");
+        fs::write(&outside, r#"{"defaultAction":"SCMP_ACT_ERRNO"}"#).unwrap();
+        let e = load_baseline(&outside, &policy).unwrap_err().to_string();
+        assert!(e.contains("outside the directories"), "{e}");
+        // A link inside that points out is judged by where it points.
+        let link = allowed.join("link.json");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        let e = load_baseline(&link, &policy).unwrap_err().to_string();
+        assert!(e.contains("outside the directories"), "{e}");
     }
 
     #[test]
@@ -148,7 +238,7 @@ mod tests {
         fs::write(&out, "old").unwrap();
         let mut p = Profile::deny_all();
         p.syscalls.push(Rule::allow(vec!["read".into()]));
-        write_atomic(&out, &p).unwrap();
+        write_atomic(&check_output(&out, &Policy::default()).unwrap(), &p).unwrap();
         let text = fs::read_to_string(&out).unwrap();
         assert!(text.ends_with("}\n") && text.contains("\n  \"defaultAction\""), "pretty: {text}");
         assert_eq!(serde_json::from_str::<Profile>(&text).unwrap(), p);
@@ -156,14 +246,14 @@ mod tests {
     }
 
     #[test]
-    fn failed_write_keeps_the_old_file() {
+    fn output_checks() {
         let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("out.json");
-        fs::write(&out, "old").unwrap();
-        // A directory where the temporary file would go makes the write fail.
-        fs::create_dir(temp_path(&out, "tmp")).unwrap();
-        let e = write_atomic(&out, &Profile::deny_all()).unwrap_err().to_string();
-        assert!(e.contains("unchanged"), "{e}");
-        assert_eq!(fs::read_to_string(&out).unwrap(), "old");
+        let policy = Policy::default();
+        check_output(&dir.path().join("out.json"), &policy).unwrap();
+        let e = check_output(&dir.path().join("nope/out.json"), &policy).unwrap_err().to_string();
+        assert!(e.contains("does not exist"), "{e}");
+        let restricted = Policy { output_dirs: Some(vec![dir.path().join("only")]), ..Policy::default() };
+        let e = check_output(&dir.path().join("out.json"), &restricted).unwrap_err().to_string();
+        assert!(e.contains("outside the directories"), "{e}");
     }
 }

@@ -1,8 +1,7 @@
 //! The end of a recording: name what was recorded, merge it into the
 //! baseline, write the profile, and say what happened.
 
-use std::path::Path;
-
+use crate::output_dir::Output;
 use crate::profile::{self, Profile};
 use crate::profile_file::{self, ProfileFileError};
 use crate::syscalls::SyscallSet;
@@ -15,7 +14,7 @@ pub struct Summary {
     pub unnamed: usize,
 }
 
-pub fn write_profile(set: &SyscallSet, base: Option<&Profile>, output: &Path) -> Result<Summary, ProfileFileError> {
+pub fn write_profile(set: &SyscallSet, base: Option<&Profile>, output: &Output) -> Result<Summary, ProfileFileError> {
     let named = set.named();
     for (abi, nr) in &named.unnamed {
         tracing::warn!(

@@ -8,23 +8,23 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
 use crate::exit_watch::{pidfd_open, wait_for_exit, Ended};
+use crate::output_dir::Output;
 use crate::profile::Profile;
-use crate::profile_file;
 use crate::recording;
 use crate::tracer::{self, Tracer};
 
-/// What the hook hands the tracer.
-#[derive(Debug, Clone)]
+/// What the hook hands the tracer: the baseline already read, and the
+/// output's directory already open (what was checked is what is written).
+#[derive(Debug)]
 pub struct Session {
     pub container_id: String,
     pub pid: i32,
-    pub input: Option<PathBuf>,
-    pub output: PathBuf,
+    pub base: Option<Profile>,
+    pub output: Output,
 }
 
 /// The first line the tracer writes on the ready pipe when recording is on.
@@ -103,8 +103,7 @@ fn start(session: &Session) -> Result<Started> {
     // waits for us: this pidfd refers to the right process.
     let pidfd = pidfd_open(session.pid).with_context(|| format!("failed to watch container pid {}", session.pid))?;
     let mntns = tracer::mount_namespace(session.pid)?;
-    let base = session.input.as_deref().map(profile_file::load_baseline).transpose()?;
-    profile_file::check_output(&session.output)?;
+    let base = session.base.clone();
     let tracer = Tracer::watch(mntns)?;
     Ok(Started { pidfd, mntns, base, tracer })
 }
