@@ -7,6 +7,7 @@
 
 mod support;
 
+mod hostile_inputs;
 mod packaging;
 mod podman_errors;
 mod podman_profiles;
