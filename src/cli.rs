@@ -13,10 +13,39 @@ use clap::{Parser, Subcommand};
 /// The profile is written when the container exits. With `if:`, the
 /// baseline's rules are kept first and verbatim, and a syscall named in any
 /// of them (blocked ones included) is not added again.
+///
+/// Refused before the container starts: an `of:` that is not a regular
+/// file or a free name (a device, FIFO, socket or link), whose directory
+/// path holds a symbolic link, or that is immutable or append-only; an
+/// `if:` that is not a regular file, resolves into /proc, /dev or /sys, or
+/// is over 8 MiB; an annotation over 8 KiB, with a path over PATH_MAX or
+/// a control character; a state whose pid shares the host's (pid 1's) or
+/// the hook's own mount namespace. The output's directory is opened once,
+/// at prestart, and the profile is written relative to it.
+///
+/// CONFIGURATION: /etc/containers/oci-seccomp-bpf-hook.conf (TOML; the
+/// OCI_SECCOMP_BPF_HOOK_CONFIG environment variable, e.g. in the hooks.d
+/// entry's "env", names another file). Without it the hook accepts any
+/// absolute path. A malformed file fails every prestart. Fields, all
+/// optional:
+///
+///   output_dirs = ["/var/lib/seccomp"]  # `of:` must be beneath one of these
+///                                       # (no '..' out of it, no symlinks)
+///
+///   input_dirs = ["/usr/share/containers"]  # `if:` must resolve beneath one
+///
+///   profile_mode = 0o640  # mode of a newly written profile (default 0o644;
+///                         # a replaced file keeps its owner and mode)
+///
+///   max_input_bytes = 1048576  # largest baseline read (default 8 MiB)
+///
+/// The configuration binds the hook (`-s`); `record`, run by root by hand,
+/// applies the same checks with the defaults.
 #[derive(Debug, Parser)]
 #[command(
     name = "oci-seccomp-bpf-hook",
     version,
+    verbatim_doc_comment,
     arg_required_else_help = true,
     args_conflicts_with_subcommands = true
 )]
@@ -82,5 +111,14 @@ mod tests {
         assert_eq!(output, PathBuf::from("o.json"));
         assert_eq!(command, vec![OsString::from("ls"), OsString::from("-l")]);
         assert!(Cli::try_parse_from(["x", "record", "-o", "o.json"]).is_err(), "a command is required");
+    }
+
+    #[test]
+    fn the_man_page_documents_the_config() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains(crate::policy::DEFAULT_CONFIG) && help.contains(crate::policy::CONFIG_ENV), "{help}");
+        for field in ["output_dirs", "input_dirs", "profile_mode", "max_input_bytes"] {
+            assert!(help.contains(field), "{field} is not documented");
+        }
     }
 }

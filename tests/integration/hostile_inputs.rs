@@ -279,5 +279,8 @@ fn policy_confines_paths_sets_the_mode_and_malformed_is_an_error() {
 
     std::fs::write(&conf, "output_dirs = \"not a list\"\n").unwrap();
     let c = StandIn::start();
-    refused(&hook(work.path(), c.pid(), &format!("of:{}", inside.display()), &conf), "failed to parse the hook's config");
+    refused(
+        &hook(work.path(), c.pid(), &format!("of:{}", inside.display()), &conf),
+        "failed to parse the hook's config",
+    );
 }
