@@ -26,8 +26,8 @@ fixtures:
 demo: build-release fixtures
     bash scripts/demo.sh target/release/oci-seccomp-bpf-hook
 
-# Everything CI runs: lint, pure tests, root + podman tests on this kernel, VMs on the oldest and newest kernels.
-test: lint test-unit test-host (vm-test "5.10" "7.3")
+# Everything CI runs: lint, pure tests, bounded fuzzing, root + podman tests on this kernel, VMs on the oldest and newest kernels.
+test: lint test-unit fuzz-ci test-host (vm-test "5.10" "7.3")
 
 # Pure tests: any machine, no root.
 test-unit:
@@ -62,3 +62,23 @@ install PREFIX="/usr": build-release
     sed 's|/usr/libexec/oci/hooks.d/|{{PREFIX}}/libexec/oci/hooks.d/|' hooks.d/oci-seccomp-bpf-hook.json \
         > "{{PREFIX}}/share/containers/oci/hooks.d/oci-seccomp-bpf-hook.json"
     target/release/oci-seccomp-bpf-hook man > "{{PREFIX}}/share/man/man1/oci-seccomp-bpf-hook.1"
+
+# Fuzz each target for SECONDS (nightly + cargo-fuzz); new inputs go to target/fuzz/corpus, crashes to tests/fuzz/artifacts.
+fuzz SECONDS="1800" *TARGETS="annotation oci_state profile_merge":
+    command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+    rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+    for t in {{TARGETS}}; do \
+        mkdir -p "target/fuzz/corpus/$t"; \
+        cargo +nightly fuzz run --fuzz-dir tests/fuzz --target-dir target/fuzz "$t" \
+            "target/fuzz/corpus/$t" "tests/fuzz/corpus/$t" \
+            -- -max_total_time={{SECONDS}} -rss_limit_mb=2048 -print_final_stats=1 > "target/fuzz/$t.log" 2>&1 \
+            || { tail -40 "target/fuzz/$t.log"; echo "fuzz target $t failed: see target/fuzz/$t.log"; exit 1; }; \
+        echo "$t: $(grep -h '^stat::number_of_executed_units' "target/fuzz/$t.log" | tail -1)"; \
+    done
+
+# The bounded fuzz run CI does: 60 s per target.
+fuzz-ci: (fuzz "60")
+
+# Load and soak (root, podman): 64 traced containers at once, then 1,000 in sequence; prints the figures.
+soak PARALLEL="64" SEQUENCE="1000": build-release fixtures
+    bash scripts/soak.sh target/release/oci-seccomp-bpf-hook {{PARALLEL}} {{SEQUENCE}}
