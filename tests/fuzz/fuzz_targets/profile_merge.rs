@@ -22,7 +22,11 @@ fuzz_target!(|data: &[u8]| {
     for name in &recorded.names {
         assert!(named.contains(name.as_str()), "{name} is neither allowed nor named by the baseline");
     }
-    assert_eq!(&merged.syscalls[..base.syscalls.len()], &base.syscalls[..], "the baseline's rules come first, verbatim");
+    assert_eq!(
+        &merged.syscalls[..base.syscalls.len()],
+        &base.syscalls[..],
+        "the baseline's rules come first, verbatim"
+    );
     let json = serde_json::to_vec_pretty(&merged).unwrap();
     let again: Profile = serde_json::from_slice(&json).unwrap();
     assert_eq!(again, merged, "the written profile reads back the same");
