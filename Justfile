@@ -29,9 +29,9 @@ demo: build-release fixtures
 # Everything CI runs: lint, pure tests, root + podman tests on this kernel, VMs on the oldest and newest kernels.
 test: lint test-unit test-host (vm-test "5.10" "7.3")
 
-# Pure tests: any machine, no root.
+# Pure tests of every workspace crate (hook, vm-harness, bench): any machine, no root.
 test-unit:
-    cargo test --locked --lib --bins
+    cargo test --locked --workspace --lib --bins
 
 # Root tests on the host kernel: the BPF engine (`record`) and podman end to end, runc and crun.
 test-host: fixtures
