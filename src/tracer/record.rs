@@ -22,6 +22,9 @@ unsafe impl plain::Plain for Record {}
 pub const SYSCALL_SLOTS: usize = recorder_limits::SYSCALL_SLOTS.0 as usize;
 pub const CONTAINER_SLOTS: u32 = recorder_limits::CONTAINER_SLOTS.0;
 pub const CONTAINER_PROBES: u32 = recorder_limits::CONTAINER_PROBES.0;
+// The program and `slots::window` mask with CONTAINER_SLOTS - 1.
+const _: () = assert!(CONTAINER_SLOTS.is_power_of_two() && CONTAINER_PROBES.is_power_of_two());
+const _: () = assert!(CONTAINER_PROBES <= CONTAINER_SLOTS);
 
 /// The row of `seen` that the program fills for syscalls entering through
 /// `abi` (enum recorded_abi).
@@ -141,12 +144,5 @@ mod tests {
             assert!(!set.contains(abi, 0), "{abi}");
         }
         assert_eq!(set.out_of_range, 4);
-    }
-
-    #[test]
-    fn slot_table_sizes_are_powers_of_two() {
-        // The program and `slots::window` mask with CONTAINER_SLOTS - 1.
-        assert!(CONTAINER_SLOTS.is_power_of_two() && CONTAINER_PROBES.is_power_of_two());
-        assert!(CONTAINER_PROBES <= CONTAINER_SLOTS);
     }
 }
