@@ -68,6 +68,16 @@ pub fn mount_namespace(pid: i32) -> Result<u32, TracerError> {
     Ok(meta.ino() as u32)
 }
 
+/// The containers being recorded, as their pins list them: (mount
+/// namespace, pid of the tracer that registered it). For tests, the bench
+/// and admins, who would otherwise decode record bytes themselves.
+pub fn traced() -> Vec<(u32, u32)> {
+    let dir = pins::dir();
+    let owner =
+        |mntns| Some((mntns, record::read(&MapHandle::from_pinned_path(pins::record(&dir, mntns)).ok()?)?.owner_pid));
+    pins::records(&dir).into_iter().filter_map(owner).collect()
+}
+
 /// One container being recorded by the shared program.
 pub struct Tracer {
     pins: PathBuf,

@@ -65,7 +65,7 @@ fn home_while_recording(dir: &Path) -> String {
     record_sh(&format!(
         "stat -c '%u %a' {dir}; \
          setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups rm -f {dir}/link 2>/dev/null; \
-         test -e {dir}/link && echo linked"
+         if test -e {dir}/link; then echo linked; else echo unlinked; fi"
     ))
 }
 
@@ -101,4 +101,36 @@ fn a_world_writable_pin_directory_is_replaced() {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
 
     assert_eq!(home_while_recording(&dir), "0 700\nlinked\n");
+}
+
+/// `tracer::traced` (what tests and the bench read instead of decoding
+/// record bytes) lists a running tracer under its pid.
+#[test]
+fn the_library_lists_a_running_tracer() {
+    use oci_seccomp_bpf_hook::tracer;
+    use std::io::Write;
+    if !is_root() {
+        println!("SKIPPED: {}: loading BPF needs root", crate::support::test_name());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut record = Command::new(hook_bin())
+        .arg("record")
+        .arg("-o")
+        .arg(tmp.path().join("p.json"))
+        .args(["--", "/bin/sh", "-c", "read go"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listed = loop {
+        let listed = tracer::traced().iter().any(|&(_, owner)| owner == record.id());
+        if listed || Instant::now() > deadline {
+            break listed;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    record.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert!(record.wait().unwrap().success());
+    assert!(listed, "record pid {} not among {:?}", record.id(), tracer::traced());
 }
