@@ -87,11 +87,14 @@ fn name_of(name: Option<&OsStr>) -> String {
 /// enumerators it declares).
 type Wanted = Vec<(String, Vec<String>)>;
 
+/// The kernel's id of each wanted struct (`true`) and enum, by name.
+type KernelIds = HashMap<(bool, String), TypeId>;
+
 /// The structs and enums of the program's BTF that the kernel's BTF has
-/// too, each with what the program declares of it. The program's own
-/// types (the record, the map definitions) are not the kernel's and drop
-/// out.
-fn wanted(ids: &KernelIds) -> Result<(Wanted, Wanted), BtfError> {
+/// too, each with what the program declares of it, and their kernel ids.
+/// The program's own types (the record, the map definitions) are not the
+/// kernel's and drop out.
+fn wanted(kernel: &Btf) -> Result<(Wanted, Wanted, KernelIds), BtfError> {
     let object = Btf::from_raw("recorder", OBJECT)
         .map_err(|source| BtfError::Read { which: "BPF program's", source })?
         .ok_or(BtfError::NoObjectBtf)?;
@@ -111,30 +114,30 @@ fn wanted(ids: &KernelIds) -> Result<(Wanted, Wanted), BtfError> {
             })
             .collect()
     };
-    let keep = |kind, is_struct| -> Wanted {
-        declared(kind).into_iter().filter(|(n, _)| ids.contains_key(&(is_struct, n.clone()))).collect()
+    let mut ids = KernelIds::new();
+    let mut keep = |kind, is_struct| -> Wanted {
+        let in_kernel = |(name, _): &(String, Vec<String>)| match kernel_type(kernel, kind, name) {
+            Some(id) => ids.insert((is_struct, name.clone()), id).is_none(),
+            None => false,
+        };
+        declared(kind).into_iter().filter(in_kernel).collect()
     };
-    Ok((keep(BtfKind::Struct, true), keep(BtfKind::Enum, false)))
+    let structs = keep(BtfKind::Struct, true);
+    let enums = keep(BtfKind::Enum, false);
+    Ok((structs, enums, ids))
 }
 
-/// The id of every named struct and enum of the kernel, by kind (`true`
-/// for a struct) and name; the first of a name, as libbpf finds it. One
-/// pass over the kernel's BTF rather than one per name.
-type KernelIds = HashMap<(bool, String), TypeId>;
-
-fn kernel_ids(kernel: &Btf) -> KernelIds {
-    let mut ids = KernelIds::new();
-    for t in kernel.type_by_kind::<BtfType<'_>>() {
-        let is_struct = match t.kind() {
-            BtfKind::Struct => true,
-            BtfKind::Enum => false,
-            _ => continue,
-        };
-        if let Some(name) = t.name() {
-            ids.entry((is_struct, name.to_string_lossy().into_owned())).or_insert(t.type_id());
-        }
+/// The kernel's type of this kind and name: the first, as libbpf's
+/// relocation finds it. libbpf's own search by name first (fast, in C);
+/// a walk of every type only when another kind holds the name first.
+fn kernel_type(kernel: &Btf, kind: BtfKind, name: &str) -> Option<TypeId> {
+    match kernel.type_by_name::<BtfType<'_>>(name)? {
+        t if t.kind() == kind => Some(t.type_id()),
+        _ => kernel
+            .type_by_kind::<BtfType<'_>>()
+            .find(|t| t.kind() == kind && t.name() == Some(OsStr::new(name)))
+            .map(|t| t.type_id()),
     }
-    ids
 }
 
 /// Finds `name` among the members of struct or union `ty`, looking into
@@ -213,8 +216,7 @@ fn layouts(kernel: &Btf, ids: &KernelIds, structs: &Wanted) -> Result<Vec<Layout
 
 /// Builds the minimal BTF of `kernel` for the kernel types the program reads.
 pub fn minimal(kernel: &Btf) -> Result<Vec<u8>, BtfError> {
-    let ids = kernel_ids(kernel);
-    let (structs, enums) = wanted(&ids)?;
+    let (structs, enums, ids) = wanted(kernel)?;
     let layouts = layouts(kernel, &ids, &structs)?;
 
     // Type ids, known before anything is added (fields may point forward):

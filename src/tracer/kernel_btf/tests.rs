@@ -24,7 +24,7 @@ fn parse(dir: &Path, bytes: &[u8]) -> Btf<'static> {
 #[test]
 fn the_program_s_kernel_types_come_from_its_object() {
     let Some(kernel) = vmlinux("the_program_s_kernel_types_come_from_its_object") else { return };
-    let (structs, enums) = wanted(&kernel_ids(&kernel)).unwrap();
+    let (structs, enums, _) = wanted(&kernel).unwrap();
     let task = structs.iter().find(|(n, _)| n == "task_struct").expect("task_struct is read");
     assert!(task.1.contains(&"nsproxy".to_string()), "{task:?}");
     assert!(!structs.iter().any(|(n, _)| n == "container_record" || n == "record_map"), "{structs:?}");
@@ -35,17 +35,15 @@ fn the_program_s_kernel_types_come_from_its_object() {
 #[test]
 fn minimal_btf_has_the_kernels_offsets() {
     let Some(kernel) = vmlinux("minimal_btf_has_the_kernels_offsets") else { return };
-    let ids = kernel_ids(&kernel);
+    let (structs, enums, ids) = wanted(&kernel).unwrap();
     let bytes = minimal(&kernel).unwrap();
     assert!(bytes.len() < 2048, "minimal means small: {} bytes", bytes.len());
     let tmp = tempfile::tempdir().unwrap();
     let min = parse(tmp.path(), &bytes);
-    let min_ids = kernel_ids(&min);
-    let (structs, enums) = wanted(&ids).unwrap();
     for (name, members) in &structs {
-        let key = (true, name.clone());
-        let full: Composite<'_> = kernel.type_by_id(ids[&key]).unwrap();
-        let small: Composite<'_> = min.type_by_id(min_ids[&key]).unwrap_or_else(|| panic!("{name} missing"));
+        let full: Composite<'_> = kernel.type_by_id(ids[&(true, name.clone())]).unwrap();
+        let small = kernel_type(&min, BtfKind::Struct, name).unwrap_or_else(|| panic!("{name} missing"));
+        let small: Composite<'_> = min.type_by_id(small).unwrap();
         assert_eq!(small.size(), full.size(), "{name} size");
         for member in members {
             let (_, full_offset) = find_member(&kernel, full.type_id(), member).unwrap();
@@ -54,7 +52,8 @@ fn minimal_btf_has_the_kernels_offsets() {
         }
     }
     for (name, _) in &enums {
-        let e: Enum<'_> = min.type_by_id(min_ids[&(false, name.clone())]).expect("5.11+ kernels have the helper");
+        let e = kernel_type(&min, BtfKind::Enum, name).expect("5.11+ kernels have the helper");
+        let e: Enum<'_> = min.type_by_id(e).unwrap();
         assert_eq!(e.len(), 1, "{name}: only what the program asks about");
     }
 }
