@@ -64,13 +64,19 @@ impl ContainerRecord {
     }
 }
 
-/// Where the shared program lives, per build of the BPF object.
-const BPFFS: &str = "/sys/fs/bpf";
+/// Where the shared program lives, per build of the BPF object:
+/// `BPFFS/PIN_DIR_PREFIX<build id>`, holding LINK_PIN, SLOTS_PIN and the records.
+pub const BPFFS: &str = "/sys/fs/bpf";
+pub const PIN_DIR_PREFIX: &str = "oci-seccomp-bpf-hook-";
+/// The program's link: while it is pinned, the program stays attached.
+pub const LINK_PIN: &str = "link";
+/// The program's `containers` slot table.
+pub const SLOTS_PIN: &str = "containers";
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 const LOCK_FILE: &str = "/run/oci-seccomp-bpf-hook.lock";
 /// Each traced container's record map is pinned in the program's directory
 /// as `record-<mount namespace inode>`.
-const RECORD_PIN_PREFIX: &str = "record-";
+pub const RECORD_PIN_PREFIX: &str = "record-";
 // bpf/recorder.h; #defines do not reach the skeleton (tests check them).
 const SYSCALL_SLOTS: usize = 1024;
 const CONTAINER_SLOTS: u32 = 4096;
@@ -124,8 +130,8 @@ impl Tracer {
     pub fn watch(mntns: u32) -> Result<Self, TracerError> {
         let pins = pin_dir();
         let _lock = lock(&pins)?;
-        let slots = match MapHandle::from_pinned_path(pins.join("containers")) {
-            Ok(map) if pins.join("link").exists() => map,
+        let slots = match MapHandle::from_pinned_path(pins.join(SLOTS_PIN)) {
+            Ok(map) if pins.join(LINK_PIN).exists() => map,
             _ => load_and_pin(&pins)?,
         };
         remove_orphans(&pins, &slots);
@@ -311,7 +317,7 @@ impl Drop for Tracer {
         let Ok(_lock) = lock(&self.pins) else { return };
         remove_orphans(&self.pins, &self.slots);
         if pinned_records(&self.pins).is_empty() {
-            for pin in ["link", "containers"] {
+            for pin in [LINK_PIN, SLOTS_PIN] {
                 let _ = fs::remove_file(self.pins.join(pin));
             }
             let _ = fs::remove_dir(&self.pins);
@@ -320,7 +326,7 @@ impl Drop for Tracer {
 }
 
 fn pin_dir() -> PathBuf {
-    Path::new(BPFFS).join(format!("oci-seccomp-bpf-hook-{}", env!("RECORDER_BPF_ID")))
+    Path::new(BPFFS).join(format!("{PIN_DIR_PREFIX}{}", env!("RECORDER_BPF_ID")))
 }
 
 /// Holds the lock between tracers for as long as the value lives.
@@ -342,8 +348,8 @@ fn load_and_pin(pins: &Path) -> Result<MapHandle, TracerError> {
     let share = |source: anyhow::Error| TracerError::Share { path: pins.to_path_buf(), source };
     ensure_bpffs().map_err(share)?;
     // Leftovers of a tracer that died half-way through this function.
-    let _ = fs::remove_file(pins.join("link"));
-    let _ = fs::remove_file(pins.join("containers"));
+    let _ = fs::remove_file(pins.join(LINK_PIN));
+    let _ = fs::remove_file(pins.join(SLOTS_PIN));
     // Record pins of a previous program are of no use to this one.
     for mntns in pinned_records(pins) {
         let _ = fs::remove_file(record_pin(pins, mntns));
@@ -369,8 +375,8 @@ fn load_and_pin(pins: &Path) -> Result<MapHandle, TracerError> {
     // Pin the map first: a link pinned without its map would be found by
     // the next tracer and leave it nothing to record into.
     let mut map = MapHandle::try_from(&skel.maps.containers).map_err(|e| share(e.into()))?;
-    map.pin(pins.join("containers")).map_err(|e| share(e.into()))?;
-    link.pin(pins.join("link")).map_err(|e| share(e.into()))?;
+    map.pin(pins.join(SLOTS_PIN)).map_err(|e| share(e.into()))?;
+    link.pin(pins.join(LINK_PIN)).map_err(|e| share(e.into()))?;
     Ok(map)
 }
 
