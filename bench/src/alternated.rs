@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Result};
 
 use crate::bpf::{Census, Floor, Reference};
-use crate::harness::{text, wait_for_file, Harness, Sleeper};
+use hook_test_support::hook::StandIn;
+
+use crate::harness::{text, wait_for_file, Harness};
 use crate::probe::{self, Sample};
 use crate::suite::{progress, Suite};
 use crate::syscalls::Series;
@@ -66,19 +68,17 @@ pub struct Alternated {
 /// Registered stand-ins; removing one waits for its tracer to finish.
 struct StandIns<'a> {
     h: &'a Harness,
-    live: Vec<(Sleeper, PathBuf)>,
+    live: Vec<(StandIn, PathBuf)>,
 }
 
 impl StandIns<'_> {
     fn resize(&mut self, n: usize) -> Result<()> {
         while self.live.len() < n {
-            let sleeper = Sleeper::start()?;
-            let out = self.h.out_path();
-            self.h.run_hook(sleeper.pid(), &out)?;
-            self.live.push((sleeper, out));
+            let (stand_in, out, _) = self.h.register_stand_in()?;
+            self.live.push((stand_in, out));
         }
-        for (sleeper, out) in self.live.split_off(n) {
-            drop(sleeper);
+        for (stand_in, out) in self.live.split_off(n) {
+            drop(stand_in);
             wait_for_file(&out, 20)?;
         }
         Ok(())
@@ -112,7 +112,7 @@ impl Suite<'_> {
                 attached = Some(Floor::attach(r)?);
             }
             // The last tracer out unpins the program a moment after its
-            // sleeper dies.
+            // stand-in dies.
             let deadline = Instant::now() + Duration::from_secs(5);
             while Census::take() != Census::expected(k) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));

@@ -2,7 +2,6 @@
 //! hook's programs on the machine (other people's tests share it).
 
 use std::mem::MaybeUninit;
-use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
@@ -104,15 +103,7 @@ pub struct Census {
 impl Census {
     pub fn take() -> Census {
         let recorders = libbpf_rs::query::ProgInfoIter::default().filter(|p| p.name == "record_syscall").count();
-        let mut traced = 0;
-        if let Ok(dirs) = std::fs::read_dir("/sys/fs/bpf") {
-            for dir in dirs.flatten() {
-                if dir.file_name().to_string_lossy().starts_with("oci-seccomp-bpf-hook-") {
-                    traced += pinned_records(&dir.path());
-                }
-            }
-        }
-        Census { recorders, traced }
+        Census { recorders, traced: hook_test_support::pins::records().len() }
     }
 
     /// What the machine looks like when only the bench's `k` traced
@@ -120,13 +111,6 @@ impl Census {
     pub fn expected(k: usize) -> Census {
         Census { recorders: usize::from(k > 0), traced: k }
     }
-}
-
-/// The hook pins one record map per traced container next to its program,
-/// as `record-<mount namespace>` (src/tracer.rs).
-fn pinned_records(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("record-")).count()
 }
 
 /// Waits up to `secs` for the census to reach `want` (tracers leave a

@@ -113,12 +113,7 @@ fn main() -> Result<()> {
         println!("bench: {tool}: {version}");
     }
 
-    let h = harness::Harness::new(
-        hook,
-        args.image.clone(),
-        repo.join("tests/fixtures/containers.conf"),
-        repo.join("bench/out"),
-    )?;
+    let h = harness::Harness::new(hook, args.image.clone(), repo.join("bench/out"))?;
     // The last CPU: any one would do, as long as every loop uses the same.
     let cpu = mc.nproc.saturating_sub(1);
     let probe = probe::Probe { timeit: probe::timeit_path().to_path_buf(), sysprobe, cpu };

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use crate::bpf::{self, Census};
-use crate::harness::{self, Harness, Mode, Sleeper};
+use crate::harness::{self, Harness, Mode};
 use crate::probe::Probe;
 
 /// Podman's start time spreads by ~20 ms around its median here, against a
@@ -187,21 +187,12 @@ impl Suite<'_> {
 /// tracer already has the program loaded, as when other containers are
 /// being traced; else this hook's tracer loads and attaches it.
 fn hook_alone(h: &Harness, join: bool) -> Result<f64> {
-    let holder = if join {
-        let s = Sleeper::start()?;
-        let out = h.out_path();
-        h.run_hook(s.pid(), &out)?;
-        Some((s, out))
-    } else {
-        None
-    };
-    let sleeper = Sleeper::start()?;
-    let out = h.out_path();
-    let took = h.run_hook(sleeper.pid(), &out)?;
-    drop(sleeper);
+    let holder = if join { Some(h.register_stand_in()?) } else { None };
+    let (stand_in, out, took) = h.register_stand_in()?;
+    drop(stand_in);
     harness::wait_for_file(&out, 20)?;
-    if let Some((s, out)) = holder {
-        drop(s);
+    if let Some((stand_in, out, _)) = holder {
+        drop(stand_in);
         harness::wait_for_file(&out, 20)?;
     }
     Ok(ms(took))
