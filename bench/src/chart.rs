@@ -100,6 +100,7 @@ impl Chart {
         self.axes(&mut s, &plot);
         self.reference_lines(&mut s, &plot);
         self.series(&mut s, &plot);
+        self.old_marker(&mut s, &plot);
         self.legend(&mut s);
         s.push_str("</svg>\n");
         s
@@ -167,8 +168,7 @@ impl Chart {
         );
     }
 
-    /// The floor, the reference program, the target, and the old tool's
-    /// figure at K=1.
+    /// The floor, the reference program and the target.
     fn reference_lines(&self, s: &mut String, p: &Plot) {
         for (v, colour, dash) in
             [(self.floor, "#888", "6 4"), (self.reference, "#2e7d32", "8 3 2 3"), (self.limit(), "#c60", "2 3")]
@@ -180,6 +180,10 @@ impl Chart {
                 py = p.y(v)
             );
         }
+    }
+
+    /// The old tool's figure at K=1, drawn over the lines.
+    fn old_marker(&self, s: &mut String, p: &Plot) {
         let _ = writeln!(
             s,
             r##"<rect x="{:.1}" y="{:.1}" width="8" height="8" fill="#b71c1c"/>"##,

@@ -298,6 +298,37 @@ mod tests {
         assert_eq!(t, "| a | b |\n|---|---|\n| 1 | 2 |\n| x | y |\n");
     }
 
+    /// An empty run still renders every section, in order, and names no
+    /// file outside the repository.
+    #[test]
+    fn every_section_in_order() {
+        use crate::suite::{Latency, TracerUsage};
+        use crate::syscall_cost::{Host, InContainer};
+        let (l, t, c, h) = (Latency::default(), TracerUsage::default(), InContainer::default(), Host::default());
+        let f = Figures::new(&l, &t, &c, &h, &Default::default(), &[]);
+        let cfg = Config { runs: 1, calls: 10_000, chunks: 4, cycles: 1, host_rounds: 1, sleep_secs: 5 };
+        let run = RunInfo {
+            machine: Default::default(),
+            cfg,
+            args: "(defaults)".into(),
+            date: "today".into(),
+            minutes: 1.0,
+            busy_pct: 0.0,
+            steal_pct: 0.0,
+            load: ("0".into(), "0".into()),
+            foreign: 0,
+            chart: "c.svg".into(),
+            cpu: 0,
+            floor_kind: "raw_tp".into(),
+        };
+        let md = markdown(&f, &run);
+        let heads: Vec<&str> = md.lines().filter(|l| l.starts_with("## ")).collect();
+        assert_eq!(heads.len(), 8, "{heads:?}");
+        assert!(heads[0] == "## Machine" && heads[1] == "## Targets" && heads[7] == "## Reading the verdicts");
+        assert!(md.contains("the floor an empty `raw_tp` one"), "the floor kind is the run's");
+        assert!(!md.contains("/work/") && !md.contains("BASELINE"), "names a file outside the repository");
+    }
+
     #[test]
     fn formats_summaries_and_missing_figures() {
         let s = Summary { median: 1.25, q1: 1.0, q3: 2.0, n: 3 };
