@@ -76,9 +76,9 @@ impl AttachedReference {
         p.lookup_raw_tp.set_autoload(!empty && raw);
         let skel = open.load().context("failed to load bench/bpf/empty.bpf.c")?;
         if what == Reference::Hit {
-            let ns = std::fs::metadata("/proc/self/ns/mnt").context("failed to read our mount namespace")?;
+            let ns = hook_test_support::hook::mount_namespace("self")?;
             // Namespace inode numbers are 32-bit in the kernel.
-            let key = (std::os::unix::fs::MetadataExt::ino(&ns) as u32).to_ne_bytes();
+            let key = (ns as u32).to_ne_bytes();
             let value = vec![0u8; skel.maps.watched.value_size() as usize];
             skel.maps.watched.update(&key, &value, MapFlags::ANY).context("failed to watch our namespace")?;
         }
