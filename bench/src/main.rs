@@ -67,7 +67,7 @@ struct Args {
     floor: Option<String>,
     #[arg(long)]
     hook: Option<PathBuf>,
-    #[arg(long, default_value = "localhost/seccomp-fixture:latest")]
+    #[arg(long, default_value = hook_test_support::IMAGE)]
     image: String,
 }
 

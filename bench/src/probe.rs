@@ -26,7 +26,6 @@ use crate::stats;
 
 /// Where the helper is bind-mounted in containers.
 pub const TIMEIT_IN_CONTAINER: &str = "/bench-timeit";
-pub const SYSPROBE_IN_IMAGE: &str = "/usr/local/bin/sysprobe";
 const STARTUP_RUNS: usize = 3;
 
 /// Nanoseconds per syscall, by CPU time (what the bench compares) and by

@@ -5,10 +5,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
+use hook_test_support::podman::SLEEPER;
+use hook_test_support::PROBE_IN_IMAGE;
 
 use crate::bpf::{self, Census, Reference};
 use crate::harness::{text, Harness, Mode};
-use crate::probe::{self, PerCall, Run, Sample, SYSPROBE_IN_IMAGE, TIMEIT_IN_CONTAINER};
+use crate::probe::{self, PerCall, Run, Sample, TIMEIT_IN_CONTAINER};
 use crate::stats;
 use crate::suite::{order, Suite};
 
@@ -77,7 +79,7 @@ pub(crate) fn cycled(by_state: &[Vec<Sample>], into: &mut [&mut Series]) {
 
 impl Suite<'_> {
     fn container_script(&self, runs: usize) -> String {
-        probe::script(TIMEIT_IN_CONTAINER, self.probe.cpu, "", SYSPROBE_IN_IMAGE, self.cfg.calls, runs)
+        probe::script(TIMEIT_IN_CONTAINER, self.probe.cpu, "", PROBE_IN_IMAGE, self.cfg.calls, runs)
     }
 
     /// Each round runs an untraced container, in which the empty program
@@ -142,7 +144,7 @@ impl Suite<'_> {
             let mut containers = Containers { h: self.h, ids: Vec::new() };
             for (i, &k) in KS.iter().enumerate() {
                 let more = k - containers.ids.len();
-                containers.ids.extend(self.h.start_traced_many(more, &["/bin/sleep", "1000"])?);
+                containers.ids.extend(self.h.start_traced_many(more, &SLEEPER)?);
                 quiesce();
                 levels[i].extend(self.host_visit(k, visit)?);
             }
