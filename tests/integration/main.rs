@@ -8,6 +8,7 @@
 mod support;
 
 mod packaging;
+mod pin_home;
 mod podman_errors;
 mod podman_profiles;
 mod record;
