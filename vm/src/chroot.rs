@@ -10,7 +10,8 @@
 //!   bind-mounted onto itself (pivot_root needs a mount point; podman's image import too:
 //!   "remount /, flags: 0x44000: invalid argument"), then `pivot_root` makes it `/` and the
 //!   host's root is detached;
-//! - the host's /proc, /sys (cgroups, bpffs, tracefs) and /dev, bound recursively;
+//! - the host's /proc, /sys (cgroups, tracefs) and /dev, bound recursively, with a bpffs of its
+//!   own on /sys/fs/bpf (the hook's pins must not mix with a host run's);
 //! - fresh tmpfs on /run, /tmp, /var/tmp and /var/lib/containers: nothing stale from an earlier
 //!   run, and container storage on a real filesystem (overlay cannot stack on overlayfs);
 //! - the repository at its own path, so the test binary, the hook and the fixtures resolve.
@@ -59,6 +60,10 @@ pub fn mounts(repo: &Path) -> Vec<(String, &'static str)> {
     for dir in ["proc", "sys", "dev"] {
         steps.push((format!(r#"--rbind /{dir} "$root/{dir}""#), "bind the host's /proc, /sys or /dev"));
     }
+    // The hook's pins live in bpffs and its lock in /run: with the host's bpffs and our own /run,
+    // tracers here and on the host would share records but not the lock. A bpffs of our own, as
+    // the hook would mount it (root only).
+    steps.push((r#"-t bpf -o mode=700 bpf "$root/sys/fs/bpf""#.to_owned(), "mount a fresh bpffs"));
     for dir in ["run", "tmp", "var/tmp", "var/lib/containers"] {
         steps.push((format!(r#"-t tmpfs tmpfs "$root/{dir}""#), "mount a fresh tmpfs"));
     }
@@ -155,6 +160,7 @@ mod tests {
             r#"--rbind /proc "$root/proc""#,
             r#"--rbind /sys "$root/sys""#,
             r#"--rbind /dev "$root/dev""#,
+            r#"-t bpf -o mode=700 bpf "$root/sys/fs/bpf""#,
             r#"-t tmpfs tmpfs "$root/run""#,
             r#"-t tmpfs tmpfs "$root/tmp""#,
             r#"-t tmpfs tmpfs "$root/var/tmp""#,
