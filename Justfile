@@ -26,12 +26,12 @@ fixtures:
 demo: build-release fixtures
     bash scripts/demo.sh target/release/oci-seccomp-bpf-hook
 
-# Everything CI runs: lint, pure tests, bounded fuzzing, root + podman tests on this kernel, VMs on the oldest and newest kernels.
-test: lint test-unit fuzz-ci test-host (vm-test "5.10" "7.3")
+# Everything CI runs: lint, pure tests, bounded fuzzing, root + podman tests on this kernel and in the newer userlands, VMs on the oldest and newest kernels.
+test: lint test-unit fuzz-ci test-host test-userlands (vm-test "5.10" "7.3")
 
-# Pure tests: any machine, no root.
+# Pure tests of every workspace crate (hook, vm-harness, bench): any machine, no root.
 test-unit:
-    cargo test --locked --lib --bins
+    cargo test --locked --workspace --lib --bins
 
 # Root tests on the host kernel: the BPF engine (`record`) and podman end to end, runc and crun.
 test-host: fixtures
@@ -40,10 +40,20 @@ test-host: fixtures
 # The integration suite on Linux kernels under QEMU (all of vm/KERNELS when none given), e.g. `just vm-test 5.10`.
 vm-test *KERNELS: fixtures
     bash tests/fixtures/images.sh --save target/fixtures/images.tar
-    bin=$(cargo test --locked --test integration --no-run --message-format=json \
-        | jq -r 'select(.executable != null and .target.name == "integration") | .executable'); \
     cargo run --locked --release -p vm-harness -- matrix {{KERNELS}} \
-        --image-archive target/fixtures/images.tar -- "$bin" --test-threads=1 --nocapture
+        --image-archive target/fixtures/images.tar -- "$(just _integration-bin)" --test-threads=1 --nocapture
+
+# The integration suite on the host kernel in Debian userlands with newer podman, runc and crun (trixie and sid when none given), each a cached mmdebstrap root run as a chroot.
+test-userlands *USERLANDS: fixtures
+    bash tests/fixtures/images.sh --save target/fixtures/images.tar
+    cargo run --locked --release -p vm-harness -- userland {{USERLANDS}} \
+        --image-archive target/fixtures/images.tar --env CONTAINERS_CONF="$CONTAINERS_CONF" \
+        --env PODMAN_IGNORE_CGROUPSV1_WARNING=1 -- "$(just _integration-bin)" --test-threads=1 --nocapture
+
+# Builds the integration test binary and prints its path (for runs outside cargo: VMs, userlands).
+_integration-bin:
+    @cargo test --locked --test integration --no-run --message-format=json \
+        | jq -r 'select(.executable != null and .target.name == "integration") | .executable'
 
 # Benchmarks against the targets; writes bench/RESULTS.md.
 bench: build-release fixtures

@@ -135,9 +135,16 @@ int BPF_PROG(record_syscall, struct pt_regs *regs, long id)
 	}
 	nr = id;
 	/* Read before write: after the first call the cache line stays shared. */
-	if (!set->seen[abi][nr])
-		set->seen[abi][nr] = 1;
+	if (!set->seen[abi * SYSCALL_SLOTS + nr])
+		set->seen[abi * SYSCALL_SLOTS + nr] = 1;
 	return 0;
 }
+
+/* Never read by the program: one instance of each type user space shares,
+ * so that the skeleton emits them (src/tracer/record.rs). The tracer does
+ * not create the .bss map that holds them. */
+struct container_record _record;
+enum recorded_abi _abi;
+enum recorder_limits _limits;
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

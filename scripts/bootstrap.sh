@@ -9,9 +9,11 @@ cd "$(dirname "$0")/.."
 # syscall names. Run: podman with both runtimes. Tests: busybox-static and
 # gcc-multilib for the fixture images, qemu and cpio for the VM matrix,
 # strace and hyperfine for the benchmarks, clang-format for `just lint`,
-# bpftool for the shared-program tests, jq for the Justfile.
+# bpftool for the shared-program tests, jq for the Justfile, mmdebstrap for
+# the userland roots of `just test-userlands`, debian-archive-keyring to
+# check the Debian archive where the host is not Debian (GitHub runners).
 packages=(clang libelf-dev zlib1g-dev pkg-config libseccomp-dev podman runc crun
-  busybox-static gcc-multilib qemu-system-x86 cpio xz-utils zstd strace hyperfine clang-format jq bpftool)
+  busybox-static gcc-multilib qemu-system-x86 cpio xz-utils zstd strace hyperfine clang-format jq bpftool mmdebstrap debian-archive-keyring)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,35 +15,14 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::support::{hook_bin, is_root, skip, stderr, wait_for_profile, Podman, ANNOTATION};
+use hook_test_support::ANNOTATION;
 
-/// A process in a mount namespace of its own, standing in for a container.
-struct StandIn(Child);
+use crate::support::{hook_bin, is_root, skip, stderr, wait_for_profile, Podman, StandIn};
 
-impl StandIn {
-    fn start() -> StandIn {
-        let child = Command::new("unshare").args(["--mount", "sleep", "120"]).spawn().expect("unshare runs");
-        let pid = child.id();
-        let own = std::fs::read_link("/proc/self/ns/mnt").unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        // unshare execs sleep once the namespace is made.
-        while std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok().as_ref() == Some(&own) {
-            assert!(Instant::now() < deadline, "unshare --mount did not make a namespace");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        StandIn(child)
-    }
-
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A process in a mount namespace of its own, standing in for a container
+/// (it never runs its command: killed when dropped, it "exits").
+fn stand_in() -> StandIn {
+    StandIn::start(&["sleep", "120"]).expect("unshare --mount makes a stand-in container")
 }
 
 /// The hook's answer: its exit code (None when it hung and was killed) and stderr.
@@ -113,7 +92,7 @@ fn setup() -> Option<(TempDir, PathBuf)> {
 #[test]
 fn failure_1_output_fifo_or_device_is_refused() {
     let Some((work, conf)) = setup() else { skip!("the hook needs root") };
-    let c = StandIn::start();
+    let c = stand_in();
     refused(&hook(work.path(), c.pid(), "of:/dev/null", &conf), "is a character device, not a regular file");
     assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device(), "/dev/null is intact");
     let fifo = work.path().join("fifo");
@@ -125,7 +104,7 @@ fn failure_1_output_fifo_or_device_is_refused() {
 #[test]
 fn failure_2_symlinked_output_directory_is_refused() {
     let Some((work, conf)) = setup() else { skip!("the hook needs root") };
-    let c = StandIn::start();
+    let c = stand_in();
     let target = work.path().join("target");
     std::fs::create_dir(&target).unwrap();
     let link = work.path().join("link");
@@ -143,7 +122,7 @@ fn failure_3_immutable_output_is_refused_at_prestart() {
     if !Command::new("chattr").arg("+i").arg(&out).status().is_ok_and(|s| s.success()) {
         skip!("chattr +i does not work on {:?} here", work.path());
     }
-    let c = StandIn::start();
+    let c = stand_in();
     let a = hook(work.path(), c.pid(), &format!("of:{}", out.display()), &conf);
     let _ = Command::new("chattr").arg("-i").arg(&out).status();
     refused(&a, "is immutable");
@@ -152,7 +131,7 @@ fn failure_3_immutable_output_is_refused_at_prestart() {
 #[test]
 fn failure_4_input_fifo_does_not_hang_the_start_or_record() {
     let Some((work, conf)) = setup() else { skip!("the hook needs root") };
-    let c = StandIn::start();
+    let c = stand_in();
     let fifo = work.path().join("base.json");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     let out = work.path().join("out.json");
@@ -184,7 +163,7 @@ fn release(fifo: &Path) {
 #[test]
 fn failure_5_endless_or_huge_input_is_refused_naming_the_limit() {
     let Some((work, conf)) = setup() else { skip!("the hook needs root") };
-    let c = StandIn::start();
+    let c = stand_in();
     let out = work.path().join("out.json");
     let a = hook(work.path(), c.pid(), &format!("if:/dev/zero;of:{}", out.display()), &conf);
     refused(&a, "under /dev");
@@ -197,7 +176,7 @@ fn failure_5_endless_or_huge_input_is_refused_naming_the_limit() {
 #[test]
 fn failure_6_huge_annotation_gets_a_short_refusal() {
     let Some((work, conf)) = setup() else { skip!("the hook needs root") };
-    let c = StandIn::start();
+    let c = stand_in();
     let value = format!("of:/tmp/{}", "a".repeat(100_000));
     let a = hook(work.path(), c.pid(), &value, &conf);
     refused(&a, "bytes in all");
@@ -238,7 +217,7 @@ fn failure_7_host_pids_are_refused() {
 #[test]
 fn failure_9_planted_temporary_names_do_not_block_tracing() {
     let Some((work, conf)) = setup() else { skip!("the hook needs root") };
-    let c = StandIn::start();
+    let c = stand_in();
     let dir = work.path().join("out");
     std::fs::create_dir(&dir).unwrap();
     // Plant for the next pids the hook and its tracer may get.
@@ -263,7 +242,7 @@ fn policy_confines_paths_sets_the_mode_and_malformed_is_an_error() {
     std::fs::create_dir(&allowed).unwrap();
     let conf = work.path().join("hook.conf");
     std::fs::write(&conf, format!("output_dirs = [{allowed:?}]\nprofile_mode = 0o600\n")).unwrap();
-    let c = StandIn::start();
+    let c = stand_in();
     let outside = work.path().join("out.json");
     let a = hook(work.path(), c.pid(), &format!("of:{}", outside.display()), &conf);
     refused(&a, &format!("allows ([{allowed:?}])"));
@@ -278,7 +257,7 @@ fn policy_confines_paths_sets_the_mode_and_malformed_is_an_error() {
     assert_eq!(std::fs::metadata(&inside).unwrap().mode() & 0o777, 0o600, "profile_mode applies");
 
     std::fs::write(&conf, "output_dirs = \"not a list\"\n").unwrap();
-    let c = StandIn::start();
+    let c = stand_in();
     refused(
         &hook(work.path(), c.pid(), &format!("of:{}", inside.display()), &conf),
         "failed to parse the hook's config",

@@ -9,6 +9,7 @@ mod support;
 
 mod hostile_inputs;
 mod packaging;
+mod pin_home;
 mod podman_errors;
 mod podman_profiles;
 mod record;

@@ -9,7 +9,20 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::elf;
-use crate::tool;
+use crate::tool::{self, ToolError};
+
+/// Why a kernel cannot boot through PVH; written to `vmlinux.unusable` and the bzImage is used.
+#[derive(Debug, thiserror::Error)]
+pub enum BzImageError {
+    #[error("failed to {what} {path}")]
+    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("no xz or zstd payload in the bzImage")]
+    NoPayload,
+    #[error("failed to decompress the bzImage payload")]
+    Decompress(#[from] ToolError),
+    #[error("the kernel has no PVH entry note (CONFIG_PVH off)")]
+    NoPvhNote,
+}
 
 /// XEN_ELFNOTE_PHYS32_ENTRY: the 32-bit entry point QEMU's PVH loader jumps to.
 const PVH_NOTE: u32 = 18;
@@ -55,28 +68,30 @@ pub fn boot_image(vmlinuz: &Path, dir: &Path) -> PathBuf {
     match extract(vmlinuz, &vmlinux) {
         Ok(()) => vmlinux,
         Err(reason) => {
-            let _ = std::fs::write(&unusable, format!("{reason}\n"));
+            let _ = std::fs::write(&unusable, format!("{:#}\n", anyhow::Error::from(reason)));
             vmlinuz.to_owned()
         }
     }
 }
 
-fn extract(vmlinuz: &Path, vmlinux: &Path) -> Result<(), String> {
-    let bz = std::fs::read(vmlinuz).map_err(|e| format!("failed to read {}: {e}", vmlinuz.display()))?;
-    let (program, compressed) = payload(&bz).ok_or("no xz or zstd payload in the bzImage")?;
+fn extract(vmlinuz: &Path, vmlinux: &Path) -> Result<(), BzImageError> {
+    let io = |what, path: &Path| {
+        let path = path.to_owned();
+        move |source| BzImageError::Io { what, path, source }
+    };
+    let bz = std::fs::read(vmlinuz).map_err(io("read", vmlinuz))?;
+    let (program, compressed) = payload(&bz).ok_or(BzImageError::NoPayload)?;
     let staged = vmlinux.with_extension("payload");
-    std::fs::write(&staged, compressed).map_err(|e| format!("failed to write {}: {e}", staged.display()))?;
+    std::fs::write(&staged, compressed).map_err(io("write", &staged))?;
     let decompressed = tool::output(Command::new(program).arg("-dc").arg(&staged));
     let _ = std::fs::remove_file(&staged);
-    let elf = decompressed.map_err(|e| e.to_string())?;
+    let elf = decompressed?;
     if !elf::has_note(&elf, "Xen", PVH_NOTE) {
-        return Err("the kernel has no PVH entry note (CONFIG_PVH off)".into());
+        return Err(BzImageError::NoPvhNote);
     }
     // Through a temporary name, so a partial file never passes for a cached kernel.
     let partial = vmlinux.with_extension("partial");
-    std::fs::write(&partial, elf)
-        .and_then(|()| std::fs::rename(&partial, vmlinux))
-        .map_err(|e| format!("failed to write {}: {e}", vmlinux.display()))
+    std::fs::write(&partial, elf).and_then(|()| std::fs::rename(&partial, vmlinux)).map_err(io("write", vmlinux))
 }
 
 #[cfg(test)]

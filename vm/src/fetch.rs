@@ -117,25 +117,32 @@ impl Cache {
     }
 }
 
-/// apt-get / apt-cache bound to one suite's private state.
-struct Apt {
+/// apt-get / apt-cache bound to one suite's private state (also used by `rootfs` to resolve the
+/// versions a userland root is keyed by).
+pub struct Apt {
     dir: PathBuf,
+    /// More `-o` options, e.g. sid's `Acquire::Check-Valid-Until=false`.
+    extra: Vec<String>,
 }
 
 impl Apt {
-    fn new(dir: PathBuf) -> Self {
-        Apt { dir }
+    pub fn new(dir: PathBuf) -> Self {
+        Apt { dir, extra: vec![] }
+    }
+
+    pub fn with_options(dir: PathBuf, extra: &[&str]) -> Self {
+        Apt { dir, extra: extra.iter().map(|o| o.to_string()).collect() }
     }
 
     fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new(program);
-        for option in apt_options(&self.dir) {
+        for option in apt_options(&self.dir).iter().chain(&self.extra) {
             cmd.arg("-o").arg(option);
         }
         cmd
     }
 
-    fn update(&self, suite: &str) -> Result<(), FetchError> {
+    pub fn update(&self, suite: &str) -> Result<(), FetchError> {
         let lists = self.dir.join("lists").join("partial");
         let cache = self.dir.join("cache").join("archives").join("partial");
         create_dir(&lists)?;
@@ -178,7 +185,7 @@ impl Apt {
         Ok((version, packages))
     }
 
-    fn version_of(&self, package: &str) -> Result<String, FetchError> {
+    pub fn version_of(&self, package: &str) -> Result<String, FetchError> {
         let shown = self.query(package, &["show", "--no-all-versions", package])?;
         shown
             .lines()

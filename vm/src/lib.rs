@@ -4,8 +4,12 @@
 //! The data flow is the module order: `kernels` (what to boot) -> `fetch` (Debian's archive into
 //! `vm/cache`) -> `modules` + `initramfs` (stage 1) -> `guest` (stage 2 and the share) ->
 //! `qemu` (the command line) -> `vm` (one boot) -> `matrix` (many) -> `report` (the table).
+//!
+//! The userland tier runs on the host kernel instead: `rootfs` (a Debian root per userland,
+//! cached under target/) -> `chroot` (the command inside it) -> `userland` (each, and the table).
 
 pub mod bzimage;
+pub mod chroot;
 pub mod elf;
 pub mod fetch;
 pub mod guest;
@@ -15,7 +19,9 @@ pub mod matrix;
 pub mod modules;
 pub mod qemu;
 pub mod report;
+pub mod rootfs;
 pub mod tool;
+pub mod userland;
 pub mod vm;
 
 /// Process exit codes, documented in `--help`.

@@ -6,11 +6,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use vm_harness::chroot::ChrootJob;
 use vm_harness::fetch::{Cache, Kernel};
 use vm_harness::guest::{self, Job};
 use vm_harness::report::{self, Row, Verdict};
+use vm_harness::userland::{self, UserlandJob};
 use vm_harness::vm::{self, AccelMode, Outcome, VmOptions};
-use vm_harness::{exit, kernels, matrix};
+use vm_harness::{exit, kernels, matrix, rootfs};
 
 const EXIT_CODES: &str = "Exit codes:
   0  the command succeeded on every kernel
@@ -60,6 +62,25 @@ enum Command {
         jobs: Option<usize>,
         #[command(flatten)]
         vm: VmArgs,
+    },
+    /// Run the command on the host kernel inside Debian userlands (all when none given) with newer
+    /// podman, runc and crun: a cached mmdebstrap root as a chroot, in a private mount namespace.
+    Userland {
+        /// Userlands, e.g. trixie sid.
+        names: Vec<String>,
+        /// Where roots are cached, by the versions of their packages.
+        #[arg(long, value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/userlands"))]
+        roots: PathBuf,
+        /// `podman load -i` this archive in each root before the command.
+        #[arg(long, value_name = "FILE")]
+        image_archive: Option<PathBuf>,
+        /// Environment for the command, on top of PATH and HOME (repeatable).
+        #[arg(long = "env", value_name = "KEY=VALUE", value_parser = guest::parse_env)]
+        env: Vec<(String, String)>,
+        /// The command and its arguments, run as root in the chroot from the current directory,
+        /// which is bound into the root at the same path.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
     },
 }
 
@@ -157,6 +178,21 @@ fn dispatch(cli: &Cli) -> Result<i32, Failure> {
                 }
             })
         }
+        Command::Userland { names, roots, image_archive, env, command } => {
+            let job = UserlandJob {
+                apt_dir: cli.cache.join("apt"),
+                roots: roots.clone(),
+                template: ChrootJob {
+                    root: PathBuf::new(),
+                    workdir: PathBuf::new(),
+                    repo: PathBuf::new(),
+                    image_archive: image_archive.clone(),
+                    env: env.clone(),
+                    command: command.clone(),
+                },
+            };
+            userlands(names, job)
+        }
         Command::Matrix { series, jobs, vm } => {
             let kernels = kernels_for(series, false)?;
             let (job, opts) = prepare(vm, &kernels[0], &cli.out)?;
@@ -234,4 +270,29 @@ fn prepare(args: &VmArgs, kernel: &Kernel, out: &Path) -> Result<(Job, VmOptions
     let opts =
         VmOptions { accel, memory_mib: args.memory, cpus: args.cpus, timeout: Duration::from_secs(args.timeout) };
     Ok((job, opts))
+}
+
+/// `userland`: the command in each userland's root, the table, the exit code.
+fn userlands(names: &[String], mut job: UserlandJob) -> Result<i32, Failure> {
+    let userlands = rootfs::select(names).map_err(usage)?;
+    // The repository is bound into the root at its own path, so host paths work unchanged.
+    let repo = std::env::current_dir().context("failed to read the current directory").map_err(usage)?;
+    let archive = &mut job.template.image_archive;
+    if let Some(file) = archive.take() {
+        let found = file.canonicalize().with_context(|| format!("no image archive {}", file.display()));
+        *archive = Some(found.map_err(usage)?);
+    }
+    // Canonical, so the paths in messages read well (the default has `vm/..` in it).
+    std::fs::create_dir_all(&job.roots)
+        .with_context(|| format!("failed to create {}", job.roots.display()))
+        .map_err(infra)?;
+    job.roots =
+        job.roots.canonicalize().with_context(|| format!("no directory {}", job.roots.display())).map_err(infra)?;
+    job.template.workdir = repo.clone();
+    job.template.repo = repo;
+    let start = Instant::now();
+    let reports = userland::run_all(&userlands, &job, &mut std::io::stdout());
+    print!("{}", userland::render(&reports));
+    println!("userlands wall time: {:.1}s", start.elapsed().as_secs_f64());
+    Ok(userland::exit_code(&reports))
 }

@@ -16,8 +16,26 @@ use std::time::{Duration, Instant};
 
 use crate::fetch::Kernel;
 use crate::guest::{self, Job};
-use crate::initramfs;
+use crate::initramfs::{self, InitramfsError};
 use crate::qemu::{self, Accel, Share, VmConfig};
+
+/// What can stop a boot before QEMU runs. Reported as [`Outcome::Infra`], never returned.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error("failed to {what} {path}")]
+    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("failed to build the initramfs")]
+    Initramfs(#[from] InitramfsError),
+    #[error("failed to start {program} (install qemu-system-x86)")]
+    Spawn { program: &'static str, source: std::io::Error },
+}
+
+impl VmError {
+    fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_owned();
+        move |source| VmError::Io { what, path, source }
+    }
+}
 
 /// Resources and limits of a VM.
 #[derive(Debug, Clone, Copy)]
@@ -79,7 +97,8 @@ pub fn run(kernel: &Kernel, job: &Job, opts: &VmOptions, out_root: &Path, live: 
         spawn(&cfg, &out_dir)
     }) {
         Ok(child) => child,
-        Err(message) => return report(Outcome::Infra(message), None),
+        // `{:#}` keeps the causes (the io error, the tool's stderr) on the one line of the table.
+        Err(e) => return report(Outcome::Infra(format!("{:#}", anyhow::Error::from(e))), None),
     };
     let watched = watch(child, &out_dir.join("console.log"), &share.join(guest::OUTPUT_FILE), opts.timeout, live);
     let outcome = classify(&watched, opts.timeout, &out_dir, &share);
@@ -114,19 +133,18 @@ pub fn probe_kvm(kernel: &Kernel, out_root: &Path, timeout: Duration) -> bool {
 }
 
 /// Fresh output directory, share contents and initramfs; returns the initramfs path.
-fn prepare(kernel: &Kernel, job: &Job, out_dir: &Path, share: &Path) -> Result<PathBuf, String> {
-    let io = |what: &str, path: &Path, e: std::io::Error| format!("failed to {what} {}: {e}", path.display());
+fn prepare(kernel: &Kernel, job: &Job, out_dir: &Path, share: &Path) -> Result<PathBuf, VmError> {
     for stale in ["console.log", "qemu.log"] {
         let _ = std::fs::remove_file(out_dir.join(stale));
     }
     let _ = std::fs::remove_dir_all(share);
-    std::fs::create_dir_all(share).map_err(|e| io("create", share, e))?;
+    std::fs::create_dir_all(share).map_err(VmError::io("create", share))?;
     // An archive under /var/tmp (say) would be hidden by the guest's fresh tmpfs: bring a copy in
     // through the share instead.
     let mut job = job.clone();
     if let Some(archive) = job.image_archive.as_mut().filter(|a| guest::masked_by(a).is_some()) {
         let copy = share.join("images.tar");
-        std::fs::copy(&*archive, &copy).map_err(|e| io("copy the image archive to", &copy, e))?;
+        std::fs::copy(&*archive, &copy).map_err(VmError::io("copy the image archive to", &copy))?;
         *archive = Path::new("/vm-harness/images.tar").to_owned();
     }
     let files = [
@@ -135,31 +153,30 @@ fn prepare(kernel: &Kernel, job: &Job, out_dir: &Path, share: &Path) -> Result<P
     ];
     for (name, contents) in files {
         let path = share.join(name);
-        std::fs::write(&path, contents).map_err(|e| io("write", &path, e))?;
+        std::fs::write(&path, contents).map_err(VmError::io("write", &path))?;
     }
     let initrd = out_dir.join("initramfs.cpio");
-    initramfs::build(&kernel.modules_dir, &initrd).map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+    initramfs::build(&kernel.modules_dir, &initrd)?;
     Ok(initrd)
 }
 
-fn spawn(cfg: &VmConfig, out_dir: &Path) -> Result<Child, String> {
+fn spawn(cfg: &VmConfig, out_dir: &Path) -> Result<Child, VmError> {
     let log_path = out_dir.join("qemu.log");
-    let log = File::create(&log_path).map_err(|e| format!("failed to create {}: {e}", log_path.display()))?;
-    let log2 = log.try_clone().map_err(|e| format!("failed to share {}: {e}", log_path.display()))?;
+    let log = File::create(&log_path).map_err(VmError::io("create", &log_path))?;
+    let log2 = log.try_clone().map_err(VmError::io("share", &log_path))?;
     let args = qemu::command_line(cfg);
     // Kept so a failing boot can be rerun by hand, exactly.
     let cmdline: Vec<String> =
         std::iter::once(qemu::QEMU.to_owned()).chain(args.iter().map(|a| guest::quote(a))).collect();
     let cmdline_path = out_dir.join("qemu.cmdline");
-    std::fs::write(&cmdline_path, cmdline.join(" ") + "\n")
-        .map_err(|e| format!("failed to write {}: {e}", cmdline_path.display()))?;
+    std::fs::write(&cmdline_path, cmdline.join(" ") + "\n").map_err(VmError::io("write", &cmdline_path))?;
     Command::new(qemu::QEMU)
         .args(args)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2)
         .spawn()
-        .map_err(|e| format!("failed to start {} (install qemu-system-x86): {e}", qemu::QEMU))
+        .map_err(|source| VmError::Spawn { program: qemu::QEMU, source })
 }
 
 /// What watching QEMU saw.
