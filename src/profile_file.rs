@@ -245,6 +245,26 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
+    /// Found by the profile_merge fuzz target: without serde_json's
+    /// float_roundtrip, an integer too large for u64 (70 digits) in a field
+    /// we pass through was read as 6.6666666666666674e69 and came back as
+    /// 6.666666666666667e69.
+    #[test]
+    fn numbers_in_passed_through_fields_come_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("base.json");
+        let n = format!("{}0", "6".repeat(69));
+        fs::write(
+            &base,
+            format!(r#"{{"defaultAction":"SCMP_ACT_ERRNO","x-note":[{n},6.6666666666666674e69,0.1,1e-300]}}"#),
+        )
+        .unwrap();
+        let profile = load(&base).unwrap();
+        let out = dir.path().join("out.json");
+        write_atomic(&check_output(&out, &Policy::default()).unwrap(), &profile).unwrap();
+        assert_eq!(load(&out).unwrap(), profile);
+    }
+
     #[test]
     fn output_checks() {
         let dir = tempfile::tempdir().unwrap();
