@@ -15,6 +15,24 @@ enum recorded_abi {
 	ABI_COUNT = 3,
 };
 
+/*
+ * Why a syscall was recorded: the program files each entry under one of
+ * these (recorder.bpf.c decides which), and user space decides what each
+ * row contributes to the profile (src/handoff.rs).
+ */
+enum recorded_phase {
+	/* The task's seccomp filter let it through: the container's filter
+	 * (or one the workload added) was in force. */
+	PHASE_FILTERED = 0,
+	/* No filter, but the task runs a program from the container's own
+	 * mounts: the workload of a container without a filter. */
+	PHASE_UNFILTERED_WORKLOAD = 1,
+	/* No filter, and a program from outside the container: the runtime
+	 * setting the container up. Never allowed as such. */
+	PHASE_RUNTIME_SETUP = 2,
+	PHASE_COUNT = 3,
+};
+
 /* One more than the largest syscall number we keep per ABI (x32's top is
  * 547 after its bit is removed; x86_64 and i386 stay below 500 in 7.x). */
 #define SYSCALL_SLOTS 1024
@@ -33,7 +51,7 @@ enum recorded_abi {
 /*
  * One traced container: what it did, and which tracer registered it.
  *
- * seen[abi][nr] is 1 once syscall nr entered. A byte per
+ * seen[phase][abi][nr] is 1 once syscall nr entered in that phase. A byte per
  * syscall rather than a bit: setting it is a plain store, which needs no BPF
  * atomic OR (absent on 5.10) and races harmlessly.
  */
@@ -41,7 +59,7 @@ struct container_record {
 	/* Written by user space only: the mount namespace inode this record
 	 * is for (slots are shared by every inode with the same remainder). */
 	__u32 mntns;
-	__u8 seen[ABI_COUNT][SYSCALL_SLOTS];
+	__u8 seen[PHASE_COUNT][ABI_COUNT][SYSCALL_SLOTS];
 	/* Entries whose number is outside the table (e.g. syscall(-1)). */
 	__u64 out_of_range;
 	/* Written by user space only: the registering tracer's pid and start
@@ -57,11 +75,11 @@ struct container_record {
  * map's value size), and a test there checks it against these lines.
  */
 #define RECORD_OFFSET(member) __builtin_offsetof(struct container_record, member)
-_Static_assert(sizeof(struct container_record) == 3104, "size");
+_Static_assert(sizeof(struct container_record) == 9248, "size");
 _Static_assert(RECORD_OFFSET(mntns) == 0, "mntns");
 _Static_assert(RECORD_OFFSET(seen) == 4, "seen");
-_Static_assert(RECORD_OFFSET(out_of_range) == 3080, "out_of_range");
-_Static_assert(RECORD_OFFSET(owner_pid) == 3088, "owner_pid");
-_Static_assert(RECORD_OFFSET(owner_start_time) == 3096, "owner_start_time");
+_Static_assert(RECORD_OFFSET(out_of_range) == 9224, "out_of_range");
+_Static_assert(RECORD_OFFSET(owner_pid) == 9232, "owner_pid");
+_Static_assert(RECORD_OFFSET(owner_start_time) == 9240, "owner_start_time");
 
 #endif /* __RECORDER_H__ */

@@ -21,7 +21,8 @@ use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, MapType};
 use nix::fcntl::{Flock, FlockArg};
 use thiserror::Error;
 
-use crate::syscalls::{Abi, SyscallSet};
+use crate::handoff::{Observed, Phase};
+use crate::syscalls::Abi;
 
 mod kernel_btf;
 
@@ -40,7 +41,7 @@ use skel::RecorderSkelBuilder;
 struct ContainerRecord {
     mntns: u32,
     /// One row per ABI, in `Abi::ALL` order.
-    seen: [[u8; SYSCALL_SLOTS]; Abi::ALL.len()],
+    seen: [[[u8; SYSCALL_SLOTS]; Abi::ALL.len()]; Phase::ALL.len()],
     /// The C compiler's padding, spelled out so that every byte of a
     /// record is initialised and `as_bytes` reads no padding.
     _pad0: u32,
@@ -54,7 +55,7 @@ impl ContainerRecord {
     fn new(mntns: u32, owner_pid: u32, owner_start_time: u64) -> Self {
         ContainerRecord {
             mntns,
-            seen: [[0; SYSCALL_SLOTS]; Abi::ALL.len()],
+            seen: [[[0; SYSCALL_SLOTS]; Abi::ALL.len()]; Phase::ALL.len()],
             _pad0: 0,
             out_of_range: 0,
             owner_pid,
@@ -150,20 +151,23 @@ impl Tracer {
     }
 
     /// What the container's tasks did since `watch`.
-    pub fn collect(&self) -> Result<SyscallSet, TracerError> {
-        let mut set = SyscallSet::default();
+    pub fn collect(&self) -> Result<Observed, TracerError> {
+        let mut observed = Observed::default();
         let record =
             lookup_record(&self.record).map_err(|source| TracerError::Collect { mntns: self.mntns, source })?;
-        let Some(record) = record else { return Ok(set) };
-        for (abi, row) in Abi::ALL.iter().zip(record.seen.iter()) {
-            for (nr, &seen) in row.iter().enumerate() {
-                if seen != 0 {
-                    set.insert(*abi, nr as u32);
+        let Some(record) = record else { return Ok(observed) };
+        for (phase, rows) in Phase::ALL.iter().zip(record.seen.iter()) {
+            let set = observed.phase_mut(*phase);
+            for (abi, row) in Abi::ALL.iter().zip(rows.iter()) {
+                for (nr, &seen) in row.iter().enumerate() {
+                    if seen != 0 {
+                        set.insert(*abi, nr as u32);
+                    }
                 }
             }
         }
-        set.out_of_range = record.out_of_range;
-        Ok(set)
+        observed.out_of_range = record.out_of_range;
+        Ok(observed)
     }
 }
 
@@ -470,9 +474,9 @@ mod tests {
     #[test]
     fn record_bytes_round_trip() {
         let mut r = ContainerRecord::new(5, 7, 9);
-        r.seen[1][20] = 1;
+        r.seen[0][1][20] = 1;
         let back = from_bytes(as_bytes(&r)).unwrap();
-        assert_eq!((back.mntns, back.owner_pid, back.owner_start_time, back.seen[1][20]), (5, 7, 9, 1));
+        assert_eq!((back.mntns, back.owner_pid, back.owner_start_time, back.seen[0][1][20]), (5, 7, 9, 1));
         assert!(from_bytes(&[0u8; 3]).is_none());
     }
 

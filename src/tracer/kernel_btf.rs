@@ -17,11 +17,17 @@ use libbpf_sys as sys;
 /// Each struct vmlinux_min.h declares, with the members it reads. The test
 /// `table_matches_the_header` keeps the two in step.
 pub const STRUCTS: &[(&str, &[&str])] = &[
-    ("task_struct", &["thread_info", "nsproxy"]),
+    ("task_struct", &["thread_info", "nsproxy", "seccomp", "mm"]),
     ("thread_info", &["status"]),
     ("nsproxy", &["mnt_ns"]),
     ("mnt_namespace", &["ns"]),
     ("ns_common", &["inum"]),
+    ("seccomp", &["mode"]),
+    ("vfsmount", &["mnt_root"]),
+    ("mount", &["mnt", "mnt_ns"]),
+    ("path", &["mnt"]),
+    ("file", &["f_path"]),
+    ("mm_struct", &["exe_file"]),
 ];
 /// Enumerators the program asks about with bpf_core_enum_value_exists.
 pub const ENUMS: &[(&str, &[&str])] = &[("bpf_func_id", &["BPF_FUNC_get_current_task_btf"])];

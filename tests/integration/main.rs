@@ -7,8 +7,10 @@
 
 mod support;
 
+mod minimal;
 mod packaging;
 mod podman_errors;
 mod podman_profiles;
+mod precise_profiles;
 mod record;
 mod shared_recorder;
