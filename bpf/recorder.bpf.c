@@ -135,11 +135,12 @@ static __always_inline bool runs_own_program(struct task_struct *task, struct mn
 SEC("raw_tp/sys_enter")
 int BPF_PROG(record_syscall, struct pt_regs *regs, long id)
 {
-	bool has_btf_task = bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf);
+	bool has_btf_task =
+		bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf);
 	struct container_record *set;
 	struct task_struct *task;
 	struct mnt_namespace *ns;
-	__u32 mntns, status, nr;
+	__u32 mntns, status, slot;
 	__u32 abi = ABI_X86_64;
 	int seccomp_mode;
 	__u32 phase;
@@ -185,11 +186,19 @@ int BPF_PROG(record_syscall, struct pt_regs *regs, long id)
 		__sync_fetch_and_add(&set->out_of_range, 1);
 		return 0;
 	}
-	nr = id;
+	slot = (phase * ABI_COUNT + abi) * SYSCALL_SLOTS + (__u32)id;
 	/* Read before write: after the first call the cache line stays shared. */
-	if (!set->seen[phase][abi][nr])
-		set->seen[phase][abi][nr] = 1;
+	if (!set->seen[slot])
+		set->seen[slot] = 1;
 	return 0;
 }
+
+/* Never read by the program: one instance of each type user space shares,
+ * so that the skeleton emits them (src/tracer/record.rs). The tracer does
+ * not create the .bss map that holds them. */
+struct container_record _record;
+enum recorded_abi _abi;
+enum recorded_phase _phase;
+enum recorder_limits _limits;
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

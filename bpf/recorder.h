@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Shared between bpf/recorder.bpf.c and the Rust tracer, whose copy of
- * struct container_record (src/tracer.rs) a test checks against the layout
- * asserted at the end. Keep it free of kernel types.
+ * Shared between bpf/recorder.bpf.c and the Rust tracer: the skeleton emits
+ * every type below into its `types` module (recorder.bpf.c holds a dummy
+ * instance of each), so a field or a row added here reaches Rust with no
+ * other edit. Constants are enumerators, not #defines, for the same reason.
+ * Keep it free of kernel types.
  */
 #ifndef __RECORDER_H__
 #define __RECORDER_H__
@@ -18,7 +20,7 @@ enum recorded_abi {
 /*
  * Why a syscall was recorded: the program files each entry under one of
  * these (recorder.bpf.c decides which), and user space decides what each
- * row contributes to the profile (src/handoff.rs).
+ * phase contributes to the profile (src/handoff.rs).
  */
 enum recorded_phase {
 	/* The task's seccomp filter let it through: the container's filter
@@ -28,30 +30,36 @@ enum recorded_phase {
 	 * mounts: the workload of a container without a filter. */
 	PHASE_UNFILTERED_WORKLOAD = 1,
 	/* No filter, and a program from outside the container: the runtime
-	 * setting the container up. Never allowed as such. */
+	 * setting the container up. */
 	PHASE_RUNTIME_SETUP = 2,
 	PHASE_COUNT = 3,
 };
 
-/* One more than the largest syscall number we keep per ABI (x32's top is
- * 547 after its bit is removed; x86_64 and i386 stay below 500 in 7.x). */
-#define SYSCALL_SLOTS 1024
-
-/*
- * Where the program finds a container: its mount namespace inode modulo
- * CONTAINER_SLOTS picks a slot, and the record sits in that slot or one of
- * the next CONTAINER_PROBES - 1 (wrapping). Namespace inodes come from one
- * counter shared by every namespace kind, so containers spread over the
- * slots and collide only after thousands of namespaces; a collision takes
- * the next free slot of the window. Both powers of two.
- */
-#define CONTAINER_SLOTS 4096
-#define CONTAINER_PROBES 4
+enum recorder_limits {
+	/* One more than the largest syscall number we keep per ABI (x32's top
+	 * is 547 after its bit is removed; x86_64 and i386 stay below 500 in
+	 * 7.x). */
+	SYSCALL_SLOTS = 1024,
+	/*
+	 * Where the program finds a container: its mount namespace inode
+	 * modulo CONTAINER_SLOTS picks a slot, and the record sits in that slot
+	 * or one of the next CONTAINER_PROBES - 1 (wrapping). Namespace inodes
+	 * come from one counter shared by every namespace kind, so containers
+	 * spread over the slots and collide only after thousands of
+	 * namespaces; a collision takes the next free slot of the window. Both
+	 * powers of two.
+	 */
+	CONTAINER_SLOTS = 4096,
+	CONTAINER_PROBES = 4,
+};
 
 /*
  * One traced container: what it did, and which tracer registered it.
  *
- * seen[phase][abi][nr] is 1 once syscall nr entered in that phase. A byte per
+ * seen[(phase * ABI_COUNT + abi) * SYSCALL_SLOTS + nr] is 1 once syscall nr
+ * entered through abi in that phase (flat, not nested arrays: libbpf-cargo
+ * cannot derive Default for nested arrays, so the emitted Rust type would
+ * not compile). A byte per
  * syscall rather than a bit: setting it is a plain store, which needs no BPF
  * atomic OR (absent on 5.10) and races harmlessly.
  */
@@ -59,7 +67,7 @@ struct container_record {
 	/* Written by user space only: the mount namespace inode this record
 	 * is for (slots are shared by every inode with the same remainder). */
 	__u32 mntns;
-	__u8 seen[PHASE_COUNT][ABI_COUNT][SYSCALL_SLOTS];
+	__u8 seen[PHASE_COUNT * ABI_COUNT * SYSCALL_SLOTS];
 	/* Entries whose number is outside the table (e.g. syscall(-1)). */
 	__u64 out_of_range;
 	/* Written by user space only: the registering tracer's pid and start
@@ -68,18 +76,5 @@ struct container_record {
 	__u32 owner_pid;
 	__u64 owner_start_time;
 };
-
-/*
- * The layout, pinned: src/tracer.rs has its own copy of the struct (the
- * skeleton cannot generate it: the program names it only through the record
- * map's value size), and a test there checks it against these lines.
- */
-#define RECORD_OFFSET(member) __builtin_offsetof(struct container_record, member)
-_Static_assert(sizeof(struct container_record) == 9248, "size");
-_Static_assert(RECORD_OFFSET(mntns) == 0, "mntns");
-_Static_assert(RECORD_OFFSET(seen) == 4, "seen");
-_Static_assert(RECORD_OFFSET(out_of_range) == 9224, "out_of_range");
-_Static_assert(RECORD_OFFSET(owner_pid) == 9232, "owner_pid");
-_Static_assert(RECORD_OFFSET(owner_start_time) == 9240, "owner_start_time");
 
 #endif /* __RECORDER_H__ */

@@ -124,7 +124,8 @@ impl Observed {
         if out.is_empty() {
             return out;
         }
-        let setup_abis: Vec<Abi> = Abi::ALL.into_iter().filter(|&a| self.runtime_setup.numbers(a).next().is_some()).collect();
+        let setup_abis: Vec<Abi> =
+            Abi::ALL.into_iter().filter(|&a| self.runtime_setup.numbers(a).next().is_some()).collect();
         if !self.had_filter() {
             for &abi in &setup_abis {
                 for nr in numbers(abi, HANDOFF).filter(|&nr| self.runtime_setup.contains(abi, nr)) {

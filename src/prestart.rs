@@ -3,12 +3,12 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
 use nix::sys::wait::waitpid;
-use nix::unistd::{fork, setsid, ForkResult};
+use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, fork, setsid, ForkResult};
 
 use crate::logging;
 use crate::privileges;
@@ -73,13 +73,9 @@ fn spawn_tracer(c: &Container) -> Result<()> {
 fn detach_from_runtime() -> nix::Result<()> {
     setsid()?;
     let null = OpenOptions::new().read(true).write(true).open("/dev/null").map_err(|_| Errno::ENOENT)?;
-    for fd in 0..=2 {
-        // SAFETY: dup2 onto the standard fds replaces them; `null` stays ours.
-        if unsafe { libc::dup2(null.as_raw_fd(), fd) } < 0 {
-            return Err(Errno::last());
-        }
-    }
-    Ok(())
+    dup2_stdin(&null)?;
+    dup2_stdout(&null)?;
+    dup2_stderr(&null)
 }
 
 fn read_all(fd: OwnedFd) -> String {

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use crate::exit_watch::{pidfd_open, wait_for_exit, Ended};
+use crate::exit_watch::{pidfd_open, wait_for_exit};
+use crate::log_event::{TracerEnded, TracerStarted};
 use crate::profile::Profile;
 use crate::profile_file;
 use crate::recording;
@@ -60,18 +61,11 @@ fn record(session: &Session, started: Started) -> Result<()> {
     // cgroup only goes away after it exits, while a cgroup v1 move can
     // block for a whole RCU grace period (15 ms here).
     leave_container_cgroups();
-    tracing::info!(
-        "recording container {} (pid {}, mount namespace {}) in tracer pid {}",
-        session.container_id,
-        session.pid,
-        started.mntns,
-        std::process::id()
-    );
+    let container = session.container_id.clone();
+    let (pid, mntns, tracer_pid) = (session.pid, started.mntns, std::process::id());
+    tracing::info!("{}", TracerStarted { container: container.clone(), pid, mntns, tracer_pid });
 
-    let why = match wait_for_exit(&started.pidfd)? {
-        Ended::Exited => "exited".to_string(),
-        Ended::Signal(signo) => format!("still running, tracer stopped by signal {signo}"),
-    };
+    let ended = wait_for_exit(&started.pidfd)?;
     let observed = started.tracer.collect()?;
     drop(started.tracer);
     let summary = recording::write_profile(&observed, started.base.as_ref(), &session.output)?;
@@ -80,13 +74,8 @@ fn record(session: &Session, started: Started) -> Result<()> {
         let cpu = u.user_time() + u.system_time();
         (u.max_rss(), cpu.tv_sec() * 1000 + cpu.tv_usec() / 1000)
     });
-    tracing::info!(
-        "container {} {why}: wrote {:?} ({} syscalls recorded, {} newly allowed; tracer peak RSS {rss_kib} KiB, CPU {cpu_ms} ms)",
-        session.container_id,
-        session.output,
-        summary.recorded,
-        summary.allowed_new
-    );
+    let (output, recorded, allowed_new) = (session.output.clone(), summary.recorded, summary.allowed_new);
+    tracing::info!("{}", TracerEnded { container, ended, output, recorded, allowed_new, rss_kib, cpu_ms });
     Ok(())
 }
 

@@ -18,11 +18,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
 
-use crate::bpf::{Census, Floor, Reference};
-use crate::harness::{text, wait_for_file, Harness, Sleeper};
+use crate::bpf::{AttachedReference, Census, Reference};
+use hook_test_support::hook::StandIn;
+
+use crate::harness::{text, wait_for_file, Harness};
 use crate::probe::{self, Sample};
-use crate::suite::{progress, Suite};
-use crate::syscalls::Series;
+use crate::suite::Suite;
+use crate::syscall_cost::Series;
 
 const PERIOD: Duration = Duration::from_millis(500);
 /// After a change of traced stand-ins: the hooks' and tracers' leftover
@@ -66,19 +68,17 @@ pub struct Alternated {
 /// Registered stand-ins; removing one waits for its tracer to finish.
 struct StandIns<'a> {
     h: &'a Harness,
-    live: Vec<(Sleeper, PathBuf)>,
+    live: Vec<(StandIn, PathBuf)>,
 }
 
 impl StandIns<'_> {
     fn resize(&mut self, n: usize) -> Result<()> {
         while self.live.len() < n {
-            let sleeper = Sleeper::start()?;
-            let out = self.h.out_path();
-            self.h.run_hook(sleeper.pid(), &out)?;
-            self.live.push((sleeper, out));
+            let (stand_in, out, _) = self.h.register_stand_in()?;
+            self.live.push((stand_in, out));
         }
-        for (sleeper, out) in self.live.split_off(n) {
-            drop(sleeper);
+        for (stand_in, out) in self.live.split_off(n) {
+            drop(stand_in);
             wait_for_file(&out, 20)?;
         }
         Ok(())
@@ -94,13 +94,13 @@ fn of(by_state: &[Vec<Sample>], want: State) -> Vec<Sample> {
 
 impl Suite<'_> {
     pub fn alternated(&mut self) -> Result<Alternated> {
-        progress("host loop, variants alternated", 0, 1);
+        self.progress("host loop, variants alternated", 0, 1);
         let (h, probe, calls) = (self.h, self.probe, self.cfg.calls);
         let mut stand_ins = StandIns { h, live: Vec::new() };
-        let mut attached: Option<Floor> = None;
-        let mut foreign = 0;
+        let mut attached: Option<AttachedReference> = None;
+        let (mut foreign, refs, cycles) = (0, &mut self.refs, 2 * self.cfg.cycles);
         let child = probe.spawn_host("", calls, 1_000_000)?;
-        let cycled = probe::cycle_with(child, STATES.len(), PERIOD, 2 * self.cfg.cycles, probe::kill_group, |i| {
+        let cycled = probe::cycle_with(child, STATES.len(), PERIOD, cycles, probe::kill_group, |i| {
             attached = None;
             let k = match STATES[i] {
                 State::K(k) => k,
@@ -109,10 +109,10 @@ impl Suite<'_> {
             let changed = stand_ins.live.len() != k;
             stand_ins.resize(k)?;
             if let State::Ref(r) = STATES[i] {
-                attached = Some(Floor::attach(r)?);
+                attached = Some(refs.attach(r)?);
             }
             // The last tracer out unpins the program a moment after its
-            // sleeper dies.
+            // stand-in dies.
             let deadline = Instant::now() + Duration::from_secs(5);
             while Census::take() != Census::expected(k) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
@@ -127,7 +127,7 @@ impl Suite<'_> {
         stand_ins.resize(0)?;
         let (o, windows, ended) = cycled?;
         ensure!(!ended, "host loop ended early: {}", text(&o.stderr));
-        self.foreign += foreign;
+        self.foreign.samples += foreign;
         let by_state = probe::classify(&probe::samples(&text(&o.stdout), calls)?, &windows, STATES.len());
         let names = STATES.map(|s| match s {
             State::Base => "base".to_string(),
@@ -139,7 +139,7 @@ impl Suite<'_> {
 
         let base = of(&by_state, State::Base);
         let mut a = Alternated::default();
-        let median = crate::syscalls::cpu_median(&base);
+        let median = crate::syscall_cost::cpu_median(&base);
         a.base.add(&base, base.iter().map(|s| s.per_call.cpu_ns - median).collect::<Vec<_>>());
         let above = |s: &[Sample], reference: &[Sample]| probe::paired_with_nearest(s, reference);
         let [k1, k4, k16] = &mut a.k;

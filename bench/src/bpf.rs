@@ -2,8 +2,6 @@
 //! hook's programs on the machine (other people's tests share it).
 
 use std::mem::MaybeUninit;
-use std::path::Path;
-use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
@@ -17,22 +15,6 @@ mod skel {
 /// The recorder's kind of hook, raw_tp or tp_btf, found by build.rs.
 pub const RECORDER_KIND: &str = env!("BENCH_RECORDER_KIND");
 
-/// Which empty program to attach (`--floor`; the recorder's kind by default).
-pub static FLOOR_KIND: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-pub fn floor_kind() -> &'static str {
-    FLOOR_KIND.get().map_or(RECORDER_KIND, String::as_str)
-}
-
-/// How long each Floor::attach of the empty program took, in ms: the least
-/// a libbpf tool pays to start tracing sys_enter on this kernel (open,
-/// verify, attach), a bound under the hook's start latency.
-static ATTACH_MS: Mutex<Vec<f64>> = Mutex::new(Vec::new());
-
-pub fn attach_times() -> Vec<f64> {
-    ATTACH_MS.lock().map(|v| v.clone()).unwrap_or_default()
-}
-
 /// Which reference program of bpf/empty.bpf.c to attach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reference {
@@ -45,20 +27,45 @@ pub enum Reference {
     Hit,
 }
 
+/// The reference programs of one bench run: which kind of hook they sit
+/// on, and what attaching the empty one cost each time.
+#[derive(Debug)]
+pub struct References {
+    /// raw_tp or tp_btf (`--floor`; the recorder's kind by default).
+    pub kind: String,
+    /// How long each attach of the empty program took, in ms: the least a
+    /// libbpf tool pays to start tracing sys_enter on this kernel (open,
+    /// verify, attach), a bound under the hook's start latency.
+    pub empty_attach_ms: Vec<f64>,
+}
+
+impl References {
+    pub fn new(kind: Option<String>) -> References {
+        References { kind: kind.unwrap_or_else(|| RECORDER_KIND.into()), empty_attach_ms: Vec::new() }
+    }
+
+    /// Attaches `what` to sys_enter until the returned value is dropped.
+    pub fn attach(&mut self, what: Reference) -> Result<AttachedReference> {
+        let start = std::time::Instant::now();
+        let attached = AttachedReference::attach(what, self.kind == "raw_tp")?;
+        if what == Reference::Empty {
+            self.empty_attach_ms.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        Ok(attached)
+    }
+}
+
 /// While alive, a reference program is attached to sys_enter. Only the
 /// link is kept: it holds the program, and dropping it detaches.
-pub struct Floor {
+pub struct AttachedReference {
     _link: Link,
 }
 
-impl Floor {
-    pub fn attach(what: Reference) -> Result<Floor> {
-        let start = std::time::Instant::now();
+impl AttachedReference {
+    fn attach(what: Reference, raw: bool) -> Result<AttachedReference> {
         let mut storage = MaybeUninit::uninit();
         let mut open =
             skel::EmptySkelBuilder::default().open(&mut storage).context("failed to open bench/bpf/empty.bpf.c")?;
-        let kind = floor_kind();
-        let raw = kind == "raw_tp";
         // Only the attached program is loaded: the others would cost load
         // time (a tp_btf one makes libbpf parse the whole kernel BTF).
         let p = &mut open.progs;
@@ -69,9 +76,9 @@ impl Floor {
         p.lookup_raw_tp.set_autoload(!empty && raw);
         let skel = open.load().context("failed to load bench/bpf/empty.bpf.c")?;
         if what == Reference::Hit {
-            let ns = std::fs::metadata("/proc/self/ns/mnt").context("failed to read our mount namespace")?;
+            let ns = hook_test_support::hook::mount_namespace("self")?;
             // Namespace inode numbers are 32-bit in the kernel.
-            let key = (std::os::unix::fs::MetadataExt::ino(&ns) as u32).to_ne_bytes();
+            let key = (ns as u32).to_ne_bytes();
             let value = vec![0u8; skel.maps.watched.value_size() as usize];
             skel.maps.watched.update(&key, &value, MapFlags::ANY).context("failed to watch our namespace")?;
         }
@@ -82,13 +89,9 @@ impl Floor {
             (false, true) => &p.lookup_raw_tp,
             (false, false) => &p.lookup_tp_btf,
         };
+        let kind = if raw { "raw_tp" } else { "tp_btf" };
         let link = prog.attach().with_context(|| format!("failed to attach the {what:?} {kind} program"))?;
-        if what == Reference::Empty {
-            if let Ok(mut v) = ATTACH_MS.lock() {
-                v.push(start.elapsed().as_secs_f64() * 1e3);
-            }
-        }
-        Ok(Floor { _link: link })
+        Ok(AttachedReference { _link: link })
     }
 }
 
@@ -104,15 +107,7 @@ pub struct Census {
 impl Census {
     pub fn take() -> Census {
         let recorders = libbpf_rs::query::ProgInfoIter::default().filter(|p| p.name == "record_syscall").count();
-        let mut traced = 0;
-        if let Ok(dirs) = std::fs::read_dir("/sys/fs/bpf") {
-            for dir in dirs.flatten() {
-                if dir.file_name().to_string_lossy().starts_with("oci-seccomp-bpf-hook-") {
-                    traced += pinned_records(&dir.path());
-                }
-            }
-        }
-        Census { recorders, traced }
+        Census { recorders, traced: hook_test_support::pins::records().len() }
     }
 
     /// What the machine looks like when only the bench's `k` traced
@@ -120,13 +115,6 @@ impl Census {
     pub fn expected(k: usize) -> Census {
         Census { recorders: usize::from(k > 0), traced: k }
     }
-}
-
-/// The hook pins one record map per traced container next to its program,
-/// as `record-<mount namespace>` (src/tracer.rs).
-fn pinned_records(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("record-")).count()
 }
 
 /// Waits up to `secs` for the census to reach `want` (tracers leave a

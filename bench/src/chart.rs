@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 
+use crate::report::{old, Figures, Row};
 use crate::stats::Summary;
 
 const W: f64 = 860.0;
@@ -47,23 +48,79 @@ fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
+/// Where values land: K categories across, ns above baseline up.
+struct Plot {
+    y0: f64,
+    y1: f64,
+    dy: f64,
+}
+
+const PLOT_W: f64 = W - LEFT - RIGHT;
+const PLOT_H: f64 = H - TOP - BOTTOM;
+
+impl Plot {
+    fn y(&self, v: f64) -> f64 {
+        TOP + PLOT_H * (1.0 - (v - self.y0) / (self.y1 - self.y0))
+    }
+
+    fn x(&self, k: usize) -> f64 {
+        let i = KS.iter().position(|&v| v == k).unwrap_or(0);
+        LEFT + PLOT_W * (i as f64 + 0.5) / KS.len() as f64
+    }
+}
+
 impl Chart {
+    /// The chart of RESULTS.md: real containers (section 4) and stand-ins
+    /// (section 5) against K, with the floor and the reference program.
+    pub fn of(f: &Figures) -> Chart {
+        let line = |label, colour, base: &Row, ks: &[(usize, Row)]| Line {
+            label,
+            colour,
+            points: std::iter::once((0, base.paired))
+                .chain(ks.iter().map(|(k, r)| (*k, r.paired)))
+                .filter_map(|(k, d)| d.filter(|d| d.n > 0).map(|d| (k, d)))
+                .collect(),
+        };
+        Chart {
+            lines: vec![
+                line("K real containers (levels seconds apart)", "#1565c0", &f.host_base, &f.host_k),
+                line("K stand-ins (alternated every 0.5 s)", "#6a1b9a", &f.alt_base, &f.alt_k),
+            ],
+            floor: f.host_floor.paired.map_or(0.0, |d| d.median),
+            reference: f.host_miss.paired.map_or(0.0, |d| d.median),
+            old_at_one: old::HOST_ONE_NS,
+        }
+    }
+
     pub fn render(&self) -> String {
-        let limit = 1.5 * self.floor;
+        let plot = self.plot();
+        let mut s = String::new();
+        self.frame(&mut s);
+        self.grid(&mut s, &plot);
+        self.axes(&mut s, &plot);
+        self.reference_lines(&mut s, &plot);
+        self.series(&mut s, &plot);
+        self.old_marker(&mut s, &plot);
+        self.legend(&mut s);
+        s.push_str("</svg>\n");
+        s
+    }
+
+    /// The target line: 1.5 floors.
+    fn limit(&self) -> f64 {
+        1.5 * self.floor
+    }
+
+    /// A y range holding every quartile and reference line, on round steps.
+    fn plot(&self) -> Plot {
         let all = || self.lines.iter().flat_map(|l| l.points.iter().map(|(_, s)| *s));
-        let hi = all().map(|s| s.q3).chain([limit, self.old_at_one, self.reference]).fold(0.0, f64::max);
+        let hi = all().map(|s| s.q3).chain([self.limit(), self.old_at_one, self.reference]).fold(0.0, f64::max);
         let lo = all().map(|s| s.q1).fold(0.0, f64::min);
         let dy = step(hi - lo, 6.0);
-        let (y0, y1) = ((lo / dy).floor() * dy, (hi * 1.05 / dy).ceil() * dy);
-        let plot_w = W - LEFT - RIGHT;
-        let plot_h = H - TOP - BOTTOM;
-        let y = |v: f64| TOP + plot_h * (1.0 - (v - y0) / (y1 - y0));
-        let x = |k: usize| {
-            let i = KS.iter().position(|&v| v == k).unwrap_or(0);
-            LEFT + plot_w * (i as f64 + 0.5) / KS.len() as f64
-        };
+        Plot { y0: (lo / dy).floor() * dy, y1: (hi * 1.05 / dy).ceil() * dy, dy }
+    }
 
-        let mut s = String::new();
+    fn frame(&self, s: &mut String) {
         let _ = writeln!(
             s,
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
@@ -74,75 +131,99 @@ impl Chart {
             r#"<text x="{}" y="22" font-size="14" text-anchor="middle">Untraced host process: cost per getppid above no BPF, vs traced containers</text>"#,
             W / 2.0
         );
-        let mut v = y0;
-        while v <= y1 + dy / 2.0 {
+    }
+
+    /// Horizontal gridlines with their values.
+    fn grid(&self, s: &mut String, p: &Plot) {
+        let mut v = p.y0;
+        while v <= p.y1 + p.dy / 2.0 {
             let _ = writeln!(
                 s,
                 r##"<line x1="{LEFT}" x2="{}" y1="{py:.1}" y2="{py:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{v}</text>"##,
-                LEFT + plot_w,
+                LEFT + PLOT_W,
                 LEFT - 6.0,
-                y(v) + 4.0,
-                py = y(v)
+                p.y(v) + 4.0,
+                py = p.y(v)
             );
-            v += dy;
+            v += p.dy;
         }
+    }
+
+    /// Axis titles and the K labels.
+    fn axes(&self, s: &mut String, p: &Plot) {
         let _ = writeln!(
             s,
             r#"<text transform="translate(18 {}) rotate(-90)" text-anchor="middle">ns per syscall above baseline (CPU time)</text>"#,
-            TOP + plot_h / 2.0
+            TOP + PLOT_H / 2.0
         );
         for k in KS {
-            let _ = writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{k}</text>"#, x(k), TOP + plot_h + 18.0);
+            let _ =
+                writeln!(s, r#"<text x="{:.1}" y="{}" text-anchor="middle">{k}</text>"#, p.x(k), TOP + PLOT_H + 18.0);
         }
         let _ = writeln!(
             s,
             r#"<text x="{}" y="{}" text-anchor="middle">K = containers traced at the same time</text>"#,
-            LEFT + plot_w / 2.0,
+            LEFT + PLOT_W / 2.0,
             H - 10.0
         );
+    }
+
+    /// The floor, the reference program and the target.
+    fn reference_lines(&self, s: &mut String, p: &Plot) {
         for (v, colour, dash) in
-            [(self.floor, "#888", "6 4"), (self.reference, "#2e7d32", "8 3 2 3"), (limit, "#c60", "2 3")]
+            [(self.floor, "#888", "6 4"), (self.reference, "#2e7d32", "8 3 2 3"), (self.limit(), "#c60", "2 3")]
         {
             let _ = writeln!(
                 s,
                 r#"<line x1="{LEFT}" x2="{}" y1="{py:.1}" y2="{py:.1}" stroke="{colour}" stroke-width="1.5" stroke-dasharray="{dash}"/>"#,
-                LEFT + plot_w,
-                py = y(v)
+                LEFT + PLOT_W,
+                py = p.y(v)
             );
         }
+    }
+
+    /// The old tool's figure at K=1, drawn over the lines.
+    fn old_marker(&self, s: &mut String, p: &Plot) {
+        let _ = writeln!(
+            s,
+            r##"<rect x="{:.1}" y="{:.1}" width="8" height="8" fill="#b71c1c"/>"##,
+            p.x(1) - 4.0,
+            p.y(self.old_at_one) - 4.0
+        );
+    }
+
+    /// Each measured line: medians joined, quartiles as bars.
+    fn series(&self, s: &mut String, p: &Plot) {
         for (j, line) in self.lines.iter().enumerate() {
             // Side by side, so that whiskers do not hide each other.
             let dx = (j as f64 - (self.lines.len() as f64 - 1.0) / 2.0) * 10.0;
             let c = line.colour;
             let path: Vec<String> =
-                line.points.iter().map(|(k, p)| format!("{:.1},{:.1}", x(*k) + dx, y(p.median))).collect();
+                line.points.iter().map(|(k, q)| format!("{:.1},{:.1}", p.x(*k) + dx, p.y(q.median))).collect();
             let _ = writeln!(s, r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"/>"#, path.join(" "));
-            for (k, p) in &line.points {
+            for (k, q) in &line.points {
                 let _ = writeln!(
                     s,
                     r#"<line x1="{px:.1}" x2="{px:.1}" y1="{:.1}" y2="{:.1}" stroke="{c}"/><circle cx="{px:.1}" cy="{:.1}" r="4" fill="{c}"/>"#,
-                    y(p.q1),
-                    y(p.q3),
-                    y(p.median),
-                    px = x(*k) + dx
+                    p.y(q.q1),
+                    p.y(q.q3),
+                    p.y(q.median),
+                    px = p.x(*k) + dx
                 );
             }
         }
-        let _ = writeln!(
-            s,
-            r##"<rect x="{:.1}" y="{:.1}" width="8" height="8" fill="#b71c1c"/>"##,
-            x(1) - 4.0,
-            y(self.old_at_one) - 4.0
-        );
+    }
+
+    fn legend(&self, s: &mut String) {
         let mut legend: Vec<(&str, &str, &str)> = self.lines.iter().map(|l| (l.colour, "", l.label)).collect();
         legend.extend([
             ("", "", "(median; bar: first to third quartile)"),
             ("#888", "6 4", "empty BPF program (floor)"),
             ("#2e7d32", "8 3 2 3", "reference: namespace read + hash miss"),
             ("#c60", "2 3", "target: 1.5 x floor"),
-            ("#b71c1c", "", "old tool at K=1 (BASELINE.md: another"),
-            ("", "", "machine, dd workload, wall time; it adds"),
-            ("", "", "one program per traced container)"),
+            ("#b71c1c", "", "old tool at K=1 (its published figure:"),
+            ("", "", "another machine, dd workload, wall time;"),
+            ("", "", "it adds one program per traced container)"),
         ]);
         for (i, (colour, dash, label)) in legend.iter().enumerate() {
             let ly = TOP + 10.0 + 20.0 * i as f64;
@@ -156,8 +237,6 @@ impl Chart {
             }
             let _ = writeln!(s, r#"<text x="{}" y="{}">{}</text>"#, lx + 24.0, ly + 4.0, esc(label));
         }
-        s.push_str("</svg>\n");
-        s
     }
 }
 

@@ -13,7 +13,7 @@ mod render;
 mod report;
 mod stats;
 mod suite;
-mod syscalls;
+mod syscall_cost;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -21,12 +21,12 @@ use std::time::Instant;
 use anyhow::{ensure, Context, Result};
 use clap::Parser;
 
-use crate::suite::{Config, Suite};
+use crate::alternated::Alternated;
+use crate::report::Figures;
+use crate::suite::{Config, Latency, Suite, TracerUsage};
+use crate::syscall_cost::{Host, InContainer};
 
 const CHART: &str = "per-syscall-vs-k.svg";
-
-/// When the bench started, for progress lines.
-pub static STARTED: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
 
 #[derive(Parser, Debug)]
 #[command(about = "Benchmarks the hook against the targets of issue 4")]
@@ -67,7 +67,7 @@ struct Args {
     floor: Option<String>,
     #[arg(long)]
     hook: Option<PathBuf>,
-    #[arg(long, default_value = "localhost/seccomp-fixture:latest")]
+    #[arg(long, default_value = hook_test_support::IMAGE)]
     image: String,
 }
 
@@ -76,17 +76,63 @@ fn repo() -> PathBuf {
 }
 
 fn main() -> Result<()> {
+    let started = Instant::now();
     let args = Args::parse();
-    let started = *STARTED;
     let ticks = machine::CpuTicks::now();
     let load_start = machine::load_average();
-    let repo = repo();
-    ensure!(nix_is_root(), "the bench needs root (podman, BPF)");
-    let hook = args.hook.clone().unwrap_or_else(|| repo.join("target/release/oci-seccomp-bpf-hook"));
-    ensure!(hook.exists(), "{hook:?} is missing: run `cargo build --release` (or `just bench`)");
-    let sysprobe = repo.join("target/fixtures/sysprobe");
-    ensure!(sysprobe.exists(), "{sysprobe:?} is missing: run `just fixtures`");
+    let (hook, sysprobe) = preflight(&args)?;
+    let cfg = config(&args)?;
+    let mc = machine::Machine::probe(&repo());
+    println!("bench: kernel {}, CPU {}, nproc {}", mc.kernel, mc.cpu, mc.nproc);
+    for (tool, version) in &mc.tools {
+        println!("bench: {tool}: {version}");
+    }
 
+    let h = harness::Harness::new(hook, args.image.clone(), repo().join("bench/out"))?;
+    // The last CPU: any one would do, as long as every loop uses the same.
+    let cpu = mc.nproc.saturating_sub(1);
+    let probe = probe::Probe { timeit: probe::timeit_path().to_path_buf(), sysprobe, cpu };
+    let mut suite = Suite {
+        h: &h,
+        probe: &probe,
+        cfg,
+        refs: bpf::References::new(args.floor.clone()),
+        foreign: Default::default(),
+        raw: Vec::new(),
+        started,
+    };
+    let sections = run_sections(&mut suite, &args.only)?;
+    write_samples(&mut suite.raw, &h.scratch)?;
+    let figures = sections.figures(&suite.refs.empty_attach_ms);
+    let (busy_pct, steal_pct) = ticks.until(&machine::CpuTicks::now());
+    let run = render::RunInfo {
+        machine: mc,
+        cfg,
+        args: command_line(),
+        date: date(),
+        minutes: started.elapsed().as_secs_f64() / 60.0,
+        busy_pct,
+        steal_pct,
+        load: (load_start, machine::load_average()),
+        foreign: suite.foreign.samples,
+        chart: CHART.into(),
+        cpu,
+        floor_kind: suite.refs.kind.clone(),
+    };
+    write_results(&args.out, &figures, &run)
+}
+
+/// The release hook and the fixtures, checked before anything runs.
+fn preflight(args: &Args) -> Result<(PathBuf, PathBuf)> {
+    ensure!(nix_is_root(), "the bench needs root (podman, BPF)");
+    let hook = args.hook.clone().unwrap_or_else(|| repo().join("target/release/oci-seccomp-bpf-hook"));
+    ensure!(hook.exists(), "{hook:?} is missing: run `cargo build --release` (or `just bench`)");
+    let sysprobe = repo().join("target/fixtures/sysprobe");
+    ensure!(sysprobe.exists(), "{sysprobe:?} is missing: run `just fixtures`");
+    Ok((hook, sysprobe))
+}
+
+fn config(args: &Args) -> Result<Config> {
     let cfg = if args.quick {
         Config { runs: 3, calls: 100_000, chunks: 12, cycles: 2, host_rounds: 1, sleep_secs: 5 }
     } else {
@@ -103,81 +149,64 @@ fn main() -> Result<()> {
         cfg.runs >= 1 && cfg.host_rounds >= 1 && cfg.cycles >= 1 && cfg.chunks >= 4 && cfg.calls >= 10_000,
         "--runs, --host-rounds and --cycles must be at least 1, --chunks at least 4, --calls at least 10000"
     );
+    Ok(cfg)
+}
 
-    if let Some(kind) = &args.floor {
-        let _ = bpf::FLOOR_KIND.set(kind.clone());
-    }
-    let mc = machine::Machine::probe(&repo);
-    println!("bench: kernel {}, CPU {}, nproc {}", mc.kernel, mc.cpu, mc.nproc);
-    for (tool, version) in &mc.tools {
-        println!("bench: {tool}: {version}");
-    }
+/// What each section measured; a section left out by `--only` is empty.
+struct Sections {
+    latency: Latency,
+    tracer: TracerUsage,
+    container: InContainer,
+    host: Host,
+    alternated: Alternated,
+}
 
-    let h = harness::Harness::new(
-        hook,
-        args.image.clone(),
-        repo.join("tests/fixtures/containers.conf"),
-        repo.join("bench/out"),
-    )?;
-    // The last CPU: any one would do, as long as every loop uses the same.
-    let cpu = mc.nproc.saturating_sub(1);
-    let probe = probe::Probe { timeit: probe::timeit_path().to_path_buf(), sysprobe, cpu };
-    let mut suite = Suite { h: &h, probe: &probe, cfg, foreign: 0, waited: Default::default(), raw: Vec::new() };
-    let want = |s: &str| args.only.is_empty() || args.only.iter().any(|o| o == s);
-    let latency = if want("latency") { suite.latency()? } else { Default::default() };
-    let tracer = if want("tracer") { suite.tracer()? } else { Default::default() };
-    let container = if want("container") { suite.in_container()? } else { Default::default() };
-    let host = if want("host") { suite.host()? } else { Default::default() };
-    let alternated = if want("alternated") { suite.alternated()? } else { Default::default() };
-
-    suite.raw.sort();
-    let raw: Vec<String> = suite.raw.iter().map(|(_, l)| l.clone()).collect();
-    let tsv = h.scratch.join("samples.tsv");
-    std::fs::write(&tsv, format!("section\tvariant\tstart_ns\tcpu_ns\twall_ns\n{}\n", raw.join("\n")))
-        .with_context(|| format!("failed to write {tsv:?}"))?;
-    let figures = report::Figures::new(&latency, &tracer, &container, &host, &alternated, &bpf::attach_times());
-    let (busy_pct, steal_pct) = ticks.until(&machine::CpuTicks::now());
-    let mut argv: Vec<String> = std::env::args().skip(1).collect();
-    if argv.is_empty() {
-        argv.push("(defaults)".into());
+impl Sections {
+    fn figures(&self, empty_attach_ms: &[f64]) -> Figures {
+        let Sections { latency, tracer, container, host, alternated } = self;
+        Figures::new(latency, tracer, container, host, alternated, empty_attach_ms)
     }
-    let run = render::RunInfo {
-        machine: mc,
-        cfg,
-        args: argv.join(" "),
-        date: date(),
-        minutes: started.elapsed().as_secs_f64() / 60.0,
-        busy_pct,
-        steal_pct,
-        load: (load_start, machine::load_average()),
-        foreign: suite.foreign,
-        chart: CHART.into(),
-        cpu,
-    };
-    let md = render::markdown(&figures, &run);
-    let line = |label, colour, base: &report::Row, ks: &[(usize, report::Row)]| chart::Line {
-        label,
-        colour,
-        points: std::iter::once((0, base.delta))
-            .chain(ks.iter().map(|(k, r)| (*k, r.delta)))
-            .filter_map(|(k, d)| d.filter(|d| d.n > 0).map(|d| (k, d)))
-            .collect(),
-    };
-    let chart = chart::Chart {
-        lines: vec![
-            line("K real containers (levels seconds apart)", "#1565c0", &figures.host_base, &figures.host_k),
-            line("K stand-ins (alternated every 0.5 s)", "#6a1b9a", &figures.alt_base, &figures.alt_k),
-        ],
-        floor: figures.host_floor.delta.map_or(0.0, |d| d.median),
-        reference: figures.host_miss.delta.map_or(0.0, |d| d.median),
-        old_at_one: report::old::HOST_ONE_NS,
-    };
-    std::fs::write(&args.out, &md).with_context(|| format!("failed to write {:?}", args.out))?;
-    let svg = args.out.with_file_name(CHART);
-    std::fs::write(&svg, chart.render()).with_context(|| format!("failed to write {svg:?}"))?;
+}
+
+fn run_sections(suite: &mut Suite, only: &[String]) -> Result<Sections> {
+    let want = |s: &str| only.is_empty() || only.iter().any(|o| o == s);
+    Ok(Sections {
+        latency: if want("latency") { suite.latency()? } else { Default::default() },
+        tracer: if want("tracer") { suite.tracer()? } else { Default::default() },
+        container: if want("container") { suite.in_container()? } else { Default::default() },
+        host: if want("host") { suite.host()? } else { Default::default() },
+        alternated: if want("alternated") { suite.alternated()? } else { Default::default() },
+    })
+}
+
+/// Every per-syscall sample, by start time, into SCRATCH/samples.tsv.
+fn write_samples(raw: &mut [(u64, String)], scratch: &Path) -> Result<()> {
+    raw.sort();
+    let lines: Vec<&str> = raw.iter().map(|(_, l)| l.as_str()).collect();
+    let tsv = scratch.join("samples.tsv");
+    std::fs::write(&tsv, format!("section\tvariant\tstart_ns\tcpu_ns\twall_ns\n{}\n", lines.join("\n")))
+        .with_context(|| format!("failed to write {tsv:?}"))
+}
+
+/// The Markdown results at `out` and the chart next to it.
+fn write_results(out: &Path, figures: &Figures, run: &render::RunInfo) -> Result<()> {
+    let md = render::markdown(figures, run);
+    std::fs::write(out, &md).with_context(|| format!("failed to write {out:?}"))?;
+    let svg = out.with_file_name(CHART);
+    std::fs::write(&svg, chart::Chart::of(figures).render()).with_context(|| format!("failed to write {svg:?}"))?;
     println!("{md}");
-    println!("bench: wrote {:?} and {svg:?} in {:.1} min", args.out, run.minutes);
+    println!("bench: wrote {out:?} and {svg:?} in {:.1} min", run.minutes);
     Ok(())
+}
+
+/// The bench's arguments as given, for the results' first line.
+fn command_line() -> String {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.is_empty() {
+        "(defaults)".into()
+    } else {
+        argv.join(" ")
+    }
 }
 
 fn nix_is_root() -> bool {

@@ -4,11 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::report::{target, Figures, Row, Target};
-
-fn m(r: &Row) -> f64 {
-    Figures::above(r)
-}
+use crate::report::{old, target, Figures, Row, Target};
 
 fn x(a: f64, b: f64) -> String {
     if b > 0.0 {
@@ -19,14 +15,33 @@ fn x(a: f64, b: f64) -> String {
 }
 
 fn iqr(r: &Row) -> String {
-    r.delta.map_or("-".into(), |d| format!("[{:+.1}, {:+.1}]", d.q1, d.q3))
+    r.paired.map_or("-".into(), |d| format!("[{:+.1}, {:+.1}]", d.q1, d.q3))
 }
 
 pub fn notes(f: &Figures) -> String {
-    let mut s = String::from("## Reading the verdicts\n\n");
     let verdicts = f.verdicts();
     let met = |t: Target| verdicts.iter().filter(|v| v.target == t).all(|v| v.ok);
+    [
+        "## Reading the verdicts\n\n".to_string(),
+        start_latency(f, met(Target::Start)),
+        tracer_memory(f, met(Target::Rss)),
+        traced(f, met(Target::Traced)),
+        untraced(f, met(Target::Untraced)),
+        flat(f, met(Target::Flat)),
+    ]
+    .concat()
+}
 
+fn word(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "not met"
+    }
+}
+
+fn start_latency(f: &Figures, met: bool) -> String {
+    let mut s = String::new();
     let (load, join) = (f.hook_load.abs.median, f.hook_join.abs.median);
     let _ = writeln!(
         s,
@@ -34,11 +49,11 @@ pub fn notes(f: &Figures) -> String {
          the program, {join:.1} ms when it joins one already loaded; a `/bin/true` prestart hook changes a runc \
          start by {:+.1} ms. The traced-minus-untraced differences have quartiles runc {}, crun {} ms: podman's \
          own run-to-run spread is of the size of the target.{}",
-        if met(Target::Start) { "met" } else { "not met" },
-        m(&f.runc_noop),
+        word(met),
+        f.runc_noop.paired_median(),
         iqr(&f.start[0][1]),
         iqr(&f.start[1][1]),
-        if met(Target::Start) {
+        if met {
             String::new()
         } else if load <= target::START_ADDED_MS {
             format!(
@@ -55,25 +70,35 @@ pub fn notes(f: &Figures) -> String {
             )
         }
     );
+    s
+}
+
+fn tracer_memory(f: &Figures, met: bool) -> String {
+    let mut s = String::new();
     let _ = writeln!(
         s,
-        "- **Tracer memory** ({}): peak RSS {:.2} MiB at most over the runs, against the old tool's 145 MiB.",
-        if met(Target::Rss) { "met" } else { "not met" },
-        f.rss_max_mib
+        "- **Tracer memory** ({}): peak RSS {:.2} MiB at most over the runs, against the old tool's {} MiB.",
+        word(met),
+        f.rss_max_mib,
+        old::RSS_MIB
     );
+    s
+}
 
+fn traced(f: &Figures, met: bool) -> String {
+    let mut s = String::new();
     // The target "cost <= 1.5 floors" leaves the recorder half a floor of
     // its own work. The reference programs are the hash-map design (the
     // recorder's first), measured on the host.
-    let hf = m(&f.host_floor);
-    let (miss, hit) = (m(&f.host_miss) - hf, m(&f.host_hit) - hf);
-    let (t, cf) = (m(&f.container[1]), m(&f.container[2]));
+    let hf = f.host_floor.paired_median();
+    let hit = f.host_hit.paired_median() - hf;
+    let (t, cf) = (f.container[1].paired_median(), f.container[2].paired_median());
     let _ = writeln!(
         s,
         "- **Traced syscalls** ({}): a traced container pays {t:+.1} ns per syscall, {} the empty program's \
          {cf:+.1} ns in the same kind of container.{} The target leaves the recorder {:.1} ns of its own work; \
          it does {:.1} ns.{}",
-        if met(Target::Traced) { "met" } else { "not met" },
+        word(met),
         x(t, cf),
         if cf < 0.85 * hf {
             format!(
@@ -86,34 +111,47 @@ pub fn notes(f: &Figures) -> String {
         },
         0.5 * cf,
         t - cf,
-        limit(met(Target::Traced), 0.5 * cf, t - cf, hit)
+        limit(met, 0.5 * cf, t - cf, hit)
     );
-    let one = m(&f.alt_k[0].1);
+    s
+}
+
+fn untraced(f: &Figures, met: bool) -> String {
+    let mut s = String::new();
+    let hf = f.host_floor.paired_median();
+    let miss = f.host_miss.paired_median() - hf;
+    let one = f.alt_k[0].1.paired_median();
     let _ = writeln!(
         s,
         "- **Untraced syscalls** ({}): with one namespace traced, every other process pays {one:+.1} ns per \
          syscall (section 5; {:+.1} ns with one real container in section 4, seconds from its baseline), {} \
          the floor ({hf:+.1} ns). The target leaves {:.1} ns of work above the floor; the recorder does {:.1} \
          ns.{}",
-        if met(Target::Untraced) { "met" } else { "not met" },
-        m(&f.host_k[0].1),
+        word(met),
+        f.host_k[0].1.paired_median(),
         x(one, hf),
         0.5 * hf,
         one - hf,
-        limit(met(Target::Untraced), 0.5 * hf, one - hf, miss)
+        limit(met, 0.5 * hf, one - hf, miss)
     );
-    let ks: Vec<String> = f.host_k.iter().map(|(k, r)| format!("K={k} {:+.1} {}", m(r), iqr(r))).collect();
-    let step = m(&f.k16_over_k1);
+    s
+}
+
+fn flat(f: &Figures, met: bool) -> String {
+    let mut s = String::new();
+    let one = f.alt_k[0].1.paired_median();
+    let ks: Vec<String> = f.host_k.iter().map(|(k, r)| format!("K={k} {:+.1} {}", r.paired_median(), iqr(r))).collect();
+    let step = f.k16_over_k1.paired_median();
     let _ = writeln!(
         s,
         "- **Flat in K** ({}): alternated, K=16 costs {step:+.1} ns {} per syscall more than K=1, \
          against the {one:+.1} ns K=1 costs above K=0. The untraced path reads the same 4 slots whatever the \
          number of traced containers. The container levels of section 4, seconds apart, give {} (ns above K=0, median \
          [quartiles]); their spread is the machine's fast and slow states, not K.{}",
-        if met(Target::Flat) { "met" } else { "not met" },
+        word(met),
         iqr(&f.k16_over_k1),
         ks.join(", "),
-        if met(Target::Flat) {
+        if met {
             String::new()
         } else {
             format!(
@@ -121,7 +159,7 @@ pub fn notes(f: &Figures) -> String {
                  resolve it. The old tool, for comparison, added a program, and its cost (+{} ns), per traced \
                  container.",
                 target::K_SPREAD * one,
-                crate::report::old::HOST_ONE_NS
+                old::HOST_ONE_NS
             )
         }
     );

@@ -20,13 +20,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 
-use crate::bpf::{Floor, Reference};
+use crate::bpf::{Reference, References};
 use crate::harness::text;
 use crate::stats;
 
 /// Where the helper is bind-mounted in containers.
 pub const TIMEIT_IN_CONTAINER: &str = "/bench-timeit";
-pub const SYSPROBE_IN_IMAGE: &str = "/usr/local/bin/sysprobe";
 const STARTUP_RUNS: usize = 3;
 
 /// Nanoseconds per syscall, by CPU time (what the bench compares) and by
@@ -116,12 +115,13 @@ pub struct Window {
 }
 
 /// Runs `child` while cycling `cycles` times through `states` (None: no
-/// reference program), `period` each, then stops it with `stop` (it is
+/// reference program, attached through `refs`), `period` each, then stops it with `stop` (it is
 /// started with more runs than it can finish); returns its output, the
 /// windows, and whether it ended on its own (which cuts the cycling short).
 pub fn cycle(
     child: Child,
     states: &[Option<Reference>],
+    refs: &mut References,
     period: Duration,
     cycles: usize,
     stop: impl FnOnce(&mut Child),
@@ -129,7 +129,7 @@ pub fn cycle(
     let mut attached = None;
     cycle_with(child, states.len(), period, cycles, stop, |i| {
         attached = None;
-        attached = states[i].map(Floor::attach).transpose()?;
+        attached = states[i].map(|r| refs.attach(r)).transpose()?;
         Ok(())
     })
 }

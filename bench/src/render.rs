@@ -21,6 +21,8 @@ pub struct RunInfo {
     pub chart: String,
     /// The CPU the loops are pinned to.
     pub cpu: usize,
+    /// The kind of the empty program, raw_tp or tp_btf.
+    pub floor_kind: String,
 }
 
 /// A Markdown table; every row must have as many cells as `head`.
@@ -48,21 +50,33 @@ fn fd(s: Option<Summary>, digits: usize) -> String {
     }
 }
 
-fn m(r: &Row) -> f64 {
-    r.delta.map_or(f64::NAN, |d| d.median)
+pub fn markdown(f: &Figures, run: &RunInfo) -> String {
+    [
+        header(run),
+        machine(run),
+        targets(f),
+        start_latency(f, run),
+        tracer(f, run),
+        in_container(f, run),
+        host(f, run),
+        alternated(f, run),
+        crate::notes::notes(f),
+    ]
+    .concat()
 }
 
-pub fn markdown(f: &Figures, run: &RunInfo) -> String {
-    let mut s = String::new();
-    let mc = &run.machine;
-    let _ = writeln!(s, "# Benchmark results\n");
-    let _ = writeln!(
-        s,
-        "Written by `cargo run --release -p bench -- {}` (`just bench`) on {}, in {:.1} minutes. \
-         Do not edit: rerun instead. How the figures are measured: [README.md](README.md).\n",
+fn header(run: &RunInfo) -> String {
+    format!(
+        "# Benchmark results\n\nWritten by `cargo run --release -p bench -- {}` (`just bench`) on {}, in {:.1} \
+         minutes. Do not edit: rerun instead. How the figures are measured: [README.md](README.md).\n\n",
         run.args, run.date, run.minutes
-    );
-    let _ = writeln!(s, "## Machine\n");
+    )
+}
+
+/// The machine, the run's settings, and how to read the figures.
+fn machine(run: &RunInfo) -> String {
+    let (mc, cfg) = (&run.machine, &run.cfg);
+    let mut s = String::from("## Machine\n\n");
     let _ = writeln!(s, "- kernel `{}`, CPU `{}`, nproc {}, {:.0} GiB", mc.kernel, mc.cpu, mc.nproc, mc.mem_gib);
     let tools: Vec<String> = mc.tools.iter().map(|(t, v)| format!("{t}: `{v}`")).collect();
     let _ = writeln!(s, "- {}", tools.join(", "));
@@ -74,7 +88,7 @@ pub fn markdown(f: &Figures, run: &RunInfo) -> String {
          sys_enter hook",
         mc.commit,
         crate::bpf::RECORDER_KIND,
-        crate::bpf::floor_kind()
+        run.floor_kind
     );
     let _ = writeln!(
         s,
@@ -89,14 +103,14 @@ pub fn markdown(f: &Figures, run: &RunInfo) -> String {
          of containers for section 3, {} loop samples of {} getppid each per container; {} rounds for \
          sections 4-5 ({} getppid per sample under strace)",
         run.cpu,
-        crate::suite::LATENCY_ROUNDS_PER_RUN * run.cfg.runs,
-        run.cfg.runs,
-        run.cfg.sleep_secs,
-        run.cfg.runs,
-        run.cfg.chunks,
-        run.cfg.calls,
-        run.cfg.host_rounds,
-        (run.cfg.calls / 10).max(1000)
+        crate::suite::LATENCY_ROUNDS_PER_RUN * cfg.runs,
+        cfg.runs,
+        cfg.sleep_secs,
+        cfg.runs,
+        cfg.chunks,
+        cfg.calls,
+        cfg.host_rounds,
+        (cfg.calls / 10).max(1000)
     );
     if run.foreign > 0 {
         let _ = writeln!(
@@ -111,35 +125,39 @@ pub fn markdown(f: &Figures, run: &RunInfo) -> String {
         "\nFigures are `median [first quartile, third quartile]`. \"Added\" and \"above\" figures are medians of \
          differences between samples taken next to each other in time (the same round, or neighbouring windows \
          of an alternated loop), not differences of medians. The old tool cannot run here (bcc needs kernel \
-         headers this machine lacks), so its column is copied from `/work/shared/BASELINE.md`: another machine \
-         of this kind, its own workloads (`busybox dd`) and wall time, so compare orders of magnitude and growth \
-         with K, not single ns.\n"
+         headers this machine lacks), so its column gives its published figures (upstream v1.3.1-dev, measured \
+         on another machine of this kind): its own workloads (`busybox dd`) and wall time, so compare orders \
+         of magnitude and growth with K, not single ns.\n"
     );
+    s
+}
 
-    let _ = writeln!(s, "## Targets\n");
+fn targets(f: &Figures) -> String {
     let rows: Vec<Vec<String>> = f
         .verdicts()
         .into_iter()
         .map(|v| vec![v.what, v.got, v.want, if v.ok { "met".into() } else { "**not met**".into() }])
         .collect();
-    s.push_str(&table(&["figure", "measured", "target", "verdict"], &rows));
+    format!("## Targets\n\n{}", table(&["figure", "measured", "target", "verdict"], &rows))
+}
 
-    let _ = writeln!(s, "\n## 1. Container start latency\n");
-    let _ = writeln!(s, "`podman run --rm IMAGE /bin/true`, wall time of the podman command in ms; the hook process alone as a runtime runs it (OCI state on stdin, for a process in its own mount namespace), until it returns.\n");
+fn start_latency(f: &Figures, run: &RunInfo) -> String {
+    let mut s = String::from("\n## 1. Container start latency\n\n");
+    s.push_str("`podman run --rm IMAGE /bin/true`, wall time of the podman command in ms; the hook process alone as a runtime runs it (OCI state on stdin, for a process in its own mount namespace), until it returns.\n\n");
     let mut rows = Vec::new();
     for (name, r) in ["runc", "crun"].iter().zip(&f.start) {
         rows.push(vec![format!("{name}, untraced"), fs(Some(r[0].abs), 1), "-".into(), "362 ms".into()]);
         rows.push(vec![
             format!("{name}, traced"),
             fs(Some(r[1].abs), 1),
-            fd(r[1].delta, 1),
+            fd(r[1].paired, 1),
             format!("953 ms (+{} ms)", old::START_ADDED_MS),
         ]);
     }
     rows.push(vec![
         "runc, a /bin/true prestart hook instead".into(),
         fs(Some(f.runc_noop.abs), 1),
-        fd(f.runc_noop.delta, 1),
+        fd(f.runc_noop.paired, 1),
         "-".into(),
     ]);
     rows.push(vec![
@@ -150,16 +168,18 @@ pub fn markdown(f: &Figures, run: &RunInfo) -> String {
     ]);
     rows.push(vec!["hook alone, joins a loaded program".into(), fs(Some(f.hook_join.abs), 1), "-".into(), "-".into()]);
     rows.push(vec![
-        format!("for scale: load + attach of the empty {} program in the bench's process", crate::bpf::floor_kind()),
+        format!("for scale: load + attach of the empty {} program in the bench's process", run.floor_kind),
         fs(f.empty_attach, 1),
         "-".into(),
         "-".into(),
     ]);
     s.push_str(&table(&["variant", "ms", "added by tracing, ms", "old tool"], &rows));
+    s
+}
 
-    let _ = writeln!(s, "\n## 2. Tracer of a {}-second container\n", run.cfg.sleep_secs);
-    let _ =
-        writeln!(s, "As the tracer logs them at exit (getrusage of itself); threads read from /proc while it runs.\n");
+fn tracer(f: &Figures, run: &RunInfo) -> String {
+    let mut s = format!("\n## 2. Tracer of a {}-second container\n\n", run.cfg.sleep_secs);
+    s.push_str("As the tracer logs them at exit (getrusage of itself); threads read from /proc while it runs.\n\n");
     let rows = vec![
         vec![
             "peak RSS, MiB".into(),
@@ -171,60 +191,81 @@ pub fn markdown(f: &Figures, run: &RunInfo) -> String {
         vec!["threads".into(), fs(f.tracer_threads, 0), "-".into(), format!("{}", old::THREADS)],
     ];
     s.push_str(&table(&["figure", "median", "max", "old tool"], &rows));
+    s
+}
 
-    let _ = writeln!(s, "\n## 3. Per-syscall cost inside a container\n");
-    let _ = writeln!(
-        s,
+fn in_container(f: &Figures, run: &RunInfo) -> String {
+    let mut s = String::from("\n## 3. Per-syscall cost inside a container\n\n");
+    s.push_str(
         "`sysprobe loop N` (raw getppid) in runc containers, CPU time per call in ns (wall time for reference: \
          it also counts time the VM gave to others). In each untraced container the empty program is switched \
          on and off every 0.3 s and its samples are paired with the nearest program-free ones; traced \
-         containers alternate with untraced ones and are compared with the neighbouring untraced container.\n"
+         containers alternate with untraced ones and are compared with the neighbouring untraced container.\n\n",
     );
-    let floor_name = format!("untraced, empty {} program attached (floor)", crate::bpf::floor_kind());
+    let floor_name = format!("untraced, empty {} program attached (floor)", run.floor_kind);
     let names = ["untraced container", "traced container", floor_name.as_str()];
+    let floor = f.container[2].paired_median();
     let rows: Vec<Vec<String>> = names
         .iter()
         .zip(&f.container)
         .enumerate()
         .map(|(i, (n, r))| {
-            let vs_floor = if i == 1 { fmt_ratio(stats::ratio(m(r), m(&f.container[2]))) } else { "-".into() };
+            let vs_floor = if i == 1 { fmt_ratio(stats::ratio(r.paired_median(), floor)) } else { "-".into() };
             let oldv = if i == 1 { format!("+{} ns", old::IN_CONTAINER_NS) } else { "-".into() };
-            vec![n.to_string(), fs(Some(r.abs), 1), fd(r.delta, 1), vs_floor, fs(r.wall, 1), oldv]
+            vec![n.to_string(), fs(Some(r.abs), 1), fd(r.paired, 1), vs_floor, fs(r.wall, 1), oldv]
         })
         .collect();
     s.push_str(&table(&["variant", "ns/call", "above untraced", "/ floor", "wall ns/call", "old tool"], &rows));
+    s
+}
 
-    let kind = crate::bpf::floor_kind();
-    let line = |name: String, r: &Row, digits: usize, oldv: String| {
-        vec![
-            name,
-            fs(Some(r.abs), digits),
-            fd(r.delta, digits),
-            fmt_ratio(stats::ratio(m(r), m(&f.host_floor))),
-            fs(r.wall, digits),
-            oldv,
-        ]
-    };
-    let head = ["variant", "ns/call", "above K=0", "/ floor", "wall ns/call", "old tool"];
-    let _ = writeln!(s, "\n## 4. Untraced host process while K containers are traced\n");
-    let _ = writeln!(
-        s,
+/// A row of the host tables (sections 4 and 5), its ratio to the floor of
+/// section 5.
+fn host_row(f: &Figures, name: String, r: &Row, digits: usize, oldv: String) -> Vec<String> {
+    vec![
+        name,
+        fs(Some(r.abs), digits),
+        fd(r.paired, digits),
+        fmt_ratio(stats::ratio(r.paired_median(), f.host_floor.paired_median())),
+        fs(r.wall, digits),
+        oldv,
+    ]
+}
+
+/// A baseline row: no ratio to the floor.
+fn base_row(f: &Figures, name: &str, r: &Row) -> Vec<String> {
+    let mut row = host_row(f, name.into(), r, 1, "-".into());
+    row[3] = "-".into();
+    row
+}
+
+/// The K rows, the old tool's figure at K=1.
+fn k_rows(f: &Figures, ks: &[(usize, Row)], what: &str) -> Vec<Vec<String>> {
+    let old_at = |k| if k == 1 { format!("+{} ns", old::HOST_ONE_NS) } else { "-".into() };
+    ks.iter().map(|(k, r)| host_row(f, format!("K={k} {what}"), r, 1, old_at(*k))).collect()
+}
+
+const HOST_HEAD: [&str; 6] = ["variant", "ns/call", "above K=0", "/ floor", "wall ns/call", "old tool"];
+
+fn host(f: &Figures, run: &RunInfo) -> String {
+    let mut s = String::from("\n## 4. Untraced host process while K containers are traced\n\n");
+    s.push_str(
         "`target/fixtures/sysprobe loop N` on the host, CPU time per call in ns, while K detached runc containers \
          (`sleep 1000`) are traced. Each round climbs K = 0, 1, 4, 16 and comes back down; samples are compared \
          with the round's K=0 median, seconds away, so the machine's fast and slow states (see section 5) widen \
-         the quartiles. The floor column uses the floor of section 5.\n"
+         the quartiles. The floor column uses the floor of section 5.\n\n",
     );
-    let mut rows = vec![line("K=0 (no BPF)".into(), &f.host_base, 1, "-".into())];
-    rows[0][3] = "-".into();
-    for (k, r) in &f.host_k {
-        let oldv = if *k == 1 { format!("+{} ns", old::HOST_ONE_NS) } else { "-".into() };
-        rows.push(line(format!("K={k} containers"), r, 1, oldv));
-    }
-    rows.push(line("K=0, strace -f".into(), &f.host_strace, 0, "-".into()));
-    s.push_str(&table(&head, &rows));
+    let mut rows = vec![base_row(f, "K=0 (no BPF)", &f.host_base)];
+    rows.extend(k_rows(f, &f.host_k, "containers"));
+    rows.push(host_row(f, "K=0, strace -f".into(), &f.host_strace, 0, "-".into()));
+    s.push_str(&table(&HOST_HEAD, &rows));
     let _ = writeln!(s, "\n![cost per syscall against K]({})\n", run.chart);
+    s
+}
 
-    let _ = writeln!(s, "## 5. Floor, reference programs and K, alternated every half second\n");
+fn alternated(f: &Figures, run: &RunInfo) -> String {
+    let kind = &run.floor_kind;
+    let mut s = String::from("## 5. Floor, reference programs and K, alternated every half second\n\n");
     let _ = writeln!(
         s,
         "The same host loop runs on while the bench switches, every 0.5 s, between no program, the empty \
@@ -235,22 +276,15 @@ pub fn markdown(f: &Figures, run: &RunInfo) -> String {
          with the nearest no-program samples. The target verdicts on untraced syscalls use this section.\n"
     );
     let mut rows = vec![
-        line("K=0, no BPF".into(), &f.alt_base, 1, "-".into()),
-        line(format!("empty {kind} program (floor)"), &f.host_floor, 1, "-".into()),
-        line("reference: namespace read, hash-map miss (untraced path)".into(), &f.host_miss, 1, "-".into()),
-        line("reference: namespace read, hash-map hit, mark (traced path)".into(), &f.host_hit, 1, "-".into()),
+        base_row(f, "K=0, no BPF", &f.alt_base),
+        host_row(f, format!("empty {kind} program (floor)"), &f.host_floor, 1, "-".into()),
+        host_row(f, "reference: namespace read, hash-map miss (untraced path)".into(), &f.host_miss, 1, "-".into()),
+        host_row(f, "reference: namespace read, hash-map hit, mark (traced path)".into(), &f.host_hit, 1, "-".into()),
     ];
-    rows[0][3] = "-".into();
-    for (k, r) in &f.alt_k {
-        let oldv = if *k == 1 { format!("+{} ns", old::HOST_ONE_NS) } else { "-".into() };
-        rows.push(line(format!("K={k} stand-ins"), r, 1, oldv));
-    }
-    let mut step = line("K=16 stand-ins, above K=1 (paired with K=1)".into(), &f.k16_over_k1, 1, "-".into());
-    step[3] = "-".into();
-    rows.push(step);
-    s.push_str(&table(&head, &rows));
+    rows.extend(k_rows(f, &f.alt_k, "stand-ins"));
+    rows.push(base_row(f, "K=16 stand-ins, above K=1 (paired with K=1)", &f.k16_over_k1));
+    s.push_str(&table(&HOST_HEAD, &rows));
     s.push('\n');
-    s.push_str(&crate::notes::notes(f));
     s
 }
 
@@ -262,6 +296,37 @@ mod tests {
     fn renders_a_markdown_table() {
         let t = table(&["a", "b"], &[vec!["1".into(), "2".into()], vec!["x".into(), "y".into()]]);
         assert_eq!(t, "| a | b |\n|---|---|\n| 1 | 2 |\n| x | y |\n");
+    }
+
+    /// An empty run still renders every section, in order, and names no
+    /// file outside the repository.
+    #[test]
+    fn every_section_in_order() {
+        use crate::suite::{Latency, TracerUsage};
+        use crate::syscall_cost::{Host, InContainer};
+        let (l, t, c, h) = (Latency::default(), TracerUsage::default(), InContainer::default(), Host::default());
+        let f = Figures::new(&l, &t, &c, &h, &Default::default(), &[]);
+        let cfg = Config { runs: 1, calls: 10_000, chunks: 4, cycles: 1, host_rounds: 1, sleep_secs: 5 };
+        let run = RunInfo {
+            machine: Default::default(),
+            cfg,
+            args: "(defaults)".into(),
+            date: "today".into(),
+            minutes: 1.0,
+            busy_pct: 0.0,
+            steal_pct: 0.0,
+            load: ("0".into(), "0".into()),
+            foreign: 0,
+            chart: "c.svg".into(),
+            cpu: 0,
+            floor_kind: "raw_tp".into(),
+        };
+        let md = markdown(&f, &run);
+        let heads: Vec<&str> = md.lines().filter(|l| l.starts_with("## ")).collect();
+        assert_eq!(heads.len(), 8, "{heads:?}");
+        assert!(heads[0] == "## Machine" && heads[1] == "## Targets" && heads[7] == "## Reading the verdicts");
+        assert!(md.contains("the floor an empty `raw_tp` one"), "the floor kind is the run's");
+        assert!(!md.contains("/work/") && !md.contains("BASELINE"), "names a file outside the repository");
     }
 
     #[test]

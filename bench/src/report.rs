@@ -5,10 +5,11 @@ use crate::alternated::Alternated;
 use crate::probe::PerCall;
 use crate::stats::{self, Summary};
 use crate::suite::{Latency, TracerUsage};
-use crate::syscalls::{Host, InContainer, Series, KS};
+use crate::syscall_cost::{Host, InContainer, Series, KS};
 
-/// The old tool's figures, from /work/shared/BASELINE.md (it cannot run
-/// here: bcc needs kernel headers this machine lacks).
+/// The old tool's figures (upstream oci-seccomp-bpf-hook v1.3.1-dev, as
+/// measured on another machine of this kind: Debian 12, kernel 6.18, 2
+/// vCPUs). It cannot run here: bcc needs kernel headers this machine lacks.
 pub mod old {
     pub const START_ADDED_MS: f64 = 591.0;
     pub const HOOK_MS: f64 = 563.0;
@@ -49,7 +50,17 @@ pub struct Verdict {
 pub struct Row {
     pub abs: Summary,
     pub wall: Option<Summary>,
-    pub delta: Option<Summary>,
+    /// The paired differences: each sample minus the baseline sample next
+    /// to it in time.
+    pub paired: Option<Summary>,
+}
+
+impl Row {
+    /// The median of the paired differences (NaN when not measured): the
+    /// one figure behind every "added" and "above" column and verdict.
+    pub fn paired_median(&self) -> f64 {
+        self.paired.map_or(f64::NAN, |d| d.median)
+    }
 }
 
 fn cpu(v: &[PerCall]) -> Vec<f64> {
@@ -64,8 +75,8 @@ fn sum(v: &[f64]) -> Summary {
     Summary::of(v).unwrap_or(Summary { median: f64::NAN, q1: f64::NAN, q3: f64::NAN, n: 0 })
 }
 
-fn row(abs: &[f64], wall_ns: Option<&[f64]>, delta: Option<&[f64]>) -> Row {
-    Row { abs: sum(abs), wall: wall_ns.map(sum), delta: delta.map(sum) }
+fn row(abs: &[f64], wall_ns: Option<&[f64]>, paired: Option<&[f64]>) -> Row {
+    Row { abs: sum(abs), wall: wall_ns.map(sum), paired: paired.map(sum) }
 }
 
 pub struct Figures {
@@ -102,7 +113,7 @@ impl Figures {
             let d = stats::paired(&v[1], &v[0]);
             [row(&v[0], None, None), row(&v[1], None, Some(&d))]
         };
-        let series = |s: &Series| row(&cpu(&s.abs), Some(&wall(&s.abs)), Some(&s.delta));
+        let series = |s: &Series| row(&cpu(&s.abs), Some(&wall(&s.abs)), Some(&s.paired));
         let container = [series(&c.untraced), series(&c.traced), series(&c.floor)];
         let mib: Vec<f64> = t.rss_kib.iter().map(|k| k / 1024.0).collect();
         Figures {
@@ -128,10 +139,6 @@ impl Figures {
         }
     }
 
-    fn delta(r: &Row) -> f64 {
-        r.delta.map_or(f64::NAN, |d| d.median)
-    }
-
     /// One line of the summary table per target of issue 4.
     pub fn verdicts(&self) -> Vec<Verdict> {
         let mut v = Vec::new();
@@ -143,7 +150,7 @@ impl Figures {
             ok,
         };
         for (name, rows) in ["runc", "crun"].iter().zip(&self.start) {
-            let d = Self::delta(&rows[1]);
+            let d = rows[1].paired_median();
             v.push(verdict(
                 Target::Start,
                 &format!("start latency added by tracing ({name})"),
@@ -173,17 +180,17 @@ impl Figures {
         v.push(floor_verdict(
             Target::Traced,
             "syscall in a traced container, above untraced, / empty-program floor",
-            Self::delta(&self.container[1]),
-            Self::delta(&self.container[2]),
+            self.container[1].paired_median(),
+            self.container[2].paired_median(),
         ));
-        let one = Self::delta(&self.alt_k[0].1);
+        let one = self.alt_k[0].1.paired_median();
         v.push(floor_verdict(
             Target::Untraced,
             "untraced host process, K=1, above K=0, / empty-program floor (alternated)",
             one,
-            Self::delta(&self.host_floor),
+            self.host_floor.paired_median(),
         ));
-        let step = Self::delta(&self.k16_over_k1);
+        let step = self.k16_over_k1.paired_median();
         let spread = self.k_spread();
         v.push(verdict(
             Target::Flat,
@@ -198,15 +205,10 @@ impl Figures {
         v
     }
 
-    /// The median of a row's paired differences (NaN when not measured).
-    pub fn above(r: &Row) -> f64 {
-        Self::delta(r)
-    }
-
     /// The step from K=1 to K=16 (paired, alternated) over the K=1 cost
     /// above K=0.
     pub fn k_spread(&self) -> Option<f64> {
-        stats::ratio(Self::delta(&self.k16_over_k1), Self::delta(&self.alt_k[0].1))
+        stats::ratio(self.k16_over_k1.paired_median(), self.alt_k[0].1.paired_median())
     }
 }
 
@@ -222,8 +224,8 @@ mod tests {
         PerCall { cpu_ns, wall_ns: cpu_ns }
     }
 
-    fn series(cpu: &[f64], delta: &[f64]) -> Series {
-        Series { abs: cpu.iter().map(|&v| pc(v)).collect(), delta: delta.to_vec() }
+    fn series(cpu: &[f64], paired: &[f64]) -> Series {
+        Series { abs: cpu.iter().map(|&v| pc(v)).collect(), paired: paired.to_vec() }
     }
 
     /// The figures are the medians of the paired differences, and the
@@ -239,9 +241,9 @@ mod tests {
         };
         let (l, t, c, h) = (Latency::default(), TracerUsage::default(), InContainer::default(), Host::default());
         let f = Figures::new(&l, &t, &c, &h, &a, &[]);
-        assert_eq!(Figures::above(&f.host_floor), 100.0);
+        assert_eq!(f.host_floor.paired_median(), 100.0);
         assert_eq!(f.host_floor.abs.median, 302.0);
-        assert_eq!(Figures::above(&f.alt_k[0].1), 151.0);
+        assert_eq!(f.alt_k[0].1.paired_median(), 151.0);
         let spread = f.k_spread().unwrap();
         assert!((spread - 4.5 / 151.0).abs() < 1e-9, "{spread}");
         let v = f.verdicts();

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::bpf::{self, Census};
-use crate::harness::{self, Harness, Mode, Sleeper};
+use crate::bpf::{self, Census, References};
+use crate::harness::{self, Harness, Mode};
 use crate::probe::Probe;
 
 /// Podman's start time spreads by ~20 ms around its median here, against a
@@ -56,12 +56,22 @@ pub struct Suite<'a> {
     pub h: &'a Harness,
     pub probe: &'a Probe,
     pub cfg: Config,
-    /// Samples taken while someone else's traced containers ran.
-    pub foreign: usize,
-    /// Time spent waiting for them to finish.
-    pub waited: Duration,
+    /// The reference programs, and what attaching them cost.
+    pub refs: References,
+    pub foreign: Foreign,
     /// Every per-syscall sample, by start time, for bench/out/samples.tsv.
     pub raw: Vec<(u64, String)>,
+    /// When the bench started, for progress lines.
+    pub started: Instant,
+}
+
+/// Other people's traced containers, which the census sees next to ours.
+#[derive(Debug, Default)]
+pub struct Foreign {
+    /// Samples taken while some ran.
+    pub samples: usize,
+    /// Time spent waiting for them to finish.
+    pub waited: Duration,
 }
 
 /// The variants' order in round `round`.
@@ -77,11 +87,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-pub(crate) fn progress(what: &str, round: usize, rounds: usize) {
-    eprintln!("bench: [{:>4} s] {what}: round {}/{rounds}", crate::STARTED.elapsed().as_secs(), round + 1);
-}
-
-impl Suite<'_> {
+impl Foreign {
     /// Takes a sample only when the machine has exactly `k` traced
     /// containers (ours) before and after it; waits for other people's to
     /// leave and retakes the sample, but waits two minutes at most over the
@@ -102,7 +108,7 @@ impl Suite<'_> {
                 return Ok(value);
             }
             if !patient || attempt == 3 {
-                self.foreign += 1;
+                self.samples += 1;
                 return Ok(value);
             }
             eprintln!("bench: other tracers on the machine ({before:?}/{after:?}, want {want:?}); sample retaken");
@@ -110,6 +116,12 @@ impl Suite<'_> {
             self.waited += Duration::from_secs(2);
         }
         unreachable!("the loop returns by its third attempt")
+    }
+}
+
+impl Suite<'_> {
+    pub(crate) fn progress(&self, what: &str, round: usize, rounds: usize) {
+        eprintln!("bench: [{:>4} s] {what}: round {}/{rounds}", self.started.elapsed().as_secs(), round + 1);
     }
 
     pub fn latency(&mut self) -> Result<Latency> {
@@ -120,12 +132,12 @@ impl Suite<'_> {
         // caches (image layers, binaries), which is not what we compare.
         for round in 0..=rounds {
             if round > 0 {
-                progress("start latency", round - 1, rounds);
+                self.progress("start latency", round - 1, rounds);
             }
             let mut got = [0.0; 7];
             let start = |runtime, mode| h.run(runtime, mode, &[], &["/bin/true"]).map(|r| ms(r.1));
             for v in order(7, round) {
-                got[v] = self.clean(0, || match v {
+                got[v] = self.foreign.clean(0, || match v {
                     0 => start("runc", Mode::Plain),
                     1 => start("runc", Mode::Traced),
                     2 => start("crun", Mode::Plain),
@@ -154,11 +166,11 @@ impl Suite<'_> {
         let h = self.h;
         let mut u = TracerUsage::default();
         for round in 0..self.cfg.runs {
-            progress("tracer usage", round, self.cfg.runs);
+            self.progress("tracer usage", round, self.cfg.runs);
             let secs = self.cfg.sleep_secs.to_string();
             // Not through clean(): the census changes as soon as it starts.
             if bpf::settle(Census::expected(0), 2) != Census::expected(0) {
-                self.foreign += 1;
+                self.foreign.samples += 1;
             }
             let (_id, out) = h.start_traced(true, &["/bin/sleep", &secs])?;
             std::thread::sleep(Duration::from_secs(1).min(Duration::from_secs(self.cfg.sleep_secs) / 2));
@@ -187,21 +199,12 @@ impl Suite<'_> {
 /// tracer already has the program loaded, as when other containers are
 /// being traced; else this hook's tracer loads and attaches it.
 fn hook_alone(h: &Harness, join: bool) -> Result<f64> {
-    let holder = if join {
-        let s = Sleeper::start()?;
-        let out = h.out_path();
-        h.run_hook(s.pid(), &out)?;
-        Some((s, out))
-    } else {
-        None
-    };
-    let sleeper = Sleeper::start()?;
-    let out = h.out_path();
-    let took = h.run_hook(sleeper.pid(), &out)?;
-    drop(sleeper);
+    let holder = if join { Some(h.register_stand_in()?) } else { None };
+    let (stand_in, out, took) = h.register_stand_in()?;
+    drop(stand_in);
     harness::wait_for_file(&out, 20)?;
-    if let Some((s, out)) = holder {
-        drop(s);
+    if let Some((stand_in, out, _)) = holder {
+        drop(stand_in);
         harness::wait_for_file(&out, 20)?;
     }
     Ok(ms(took))

@@ -1,241 +1,161 @@
-//! A minimal copy of the kernel's BTF: only the types and members
-//! bpf/vmlinux_min.h declares, at the running kernel's offsets.
+//! A minimal copy of the kernel's BTF: only the kernel types the BPF
+//! program reads, with only the members it reads, at the running kernel's
+//! offsets.
 //!
 //! libbpf resolves CO-RE relocations against the kernel's BTF, and parsing
 //! all of /sys/kernel/btf/vmlinux (5 MiB, 126,000 types on 6.18) took 9 to
 //! 14 ms of every container start. The first tracer after boot writes this
 //! copy (a few hundred bytes) to /run, keyed by boot id and BPF object, and
 //! every later load relocates against it instead (libbpf's btf_custom_path).
+//!
+//! Which types: those of the program's own BTF (the compiled object, so
+//! bpf/vmlinux_min.h is the only list) that the kernel's BTF has too.
+//! Reading goes through libbpf-rs's safe BTF API; only the writer below
+//! calls libbpf-sys, which has the `btf__add_*` functions libbpf-rs lacks.
 
-use std::ffi::{CStr, CString};
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr};
 use std::fs;
-use std::path::PathBuf;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use libbpf_rs::btf::types::{Composite, Enum, Int, IntEncoding, MemberAttr};
+use libbpf_rs::btf::{Btf, BtfKind, BtfType, HasSize, TypeId};
 use libbpf_sys as sys;
+use thiserror::Error;
 
-/// Each struct vmlinux_min.h declares, with the members it reads. The test
-/// `table_matches_the_header` keeps the two in step.
-pub const STRUCTS: &[(&str, &[&str])] = &[
-    ("task_struct", &["thread_info", "nsproxy", "seccomp", "mm"]),
-    ("thread_info", &["status"]),
-    ("nsproxy", &["mnt_ns"]),
-    ("mnt_namespace", &["ns"]),
-    ("ns_common", &["inum"]),
-    ("seccomp", &["mode"]),
-    ("vfsmount", &["mnt_root"]),
-    ("mount", &["mnt", "mnt_ns"]),
-    ("path", &["mnt"]),
-    ("file", &["f_path"]),
-    ("mm_struct", &["exe_file"]),
-];
-/// Enumerators the program asks about with bpf_core_enum_value_exists.
-pub const ENUMS: &[(&str, &[&str])] = &[("bpf_func_id", &["BPF_FUNC_get_current_task_btf"])];
+use super::home::{self, HomeError};
 
+/// The compiled BPF program (build.rs): its BTF says what it reads.
+const OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/recorder.bpf.o"));
 const CACHE_DIR: &str = "/run/oci-seccomp-bpf-hook";
 
+#[derive(Debug, Error)]
+pub enum BtfError {
+    #[error("failed to read the boot id")]
+    BootId { source: io::Error },
+    #[error("failed to read the {which} BTF")]
+    Read { which: &'static str, source: libbpf_rs::Error },
+    #[error("the compiled BPF program has no BTF: rebuild it with -g (libbpf-cargo does)")]
+    NoObjectBtf,
+    #[error("the kernel's struct {name} has no member {member}, which the BPF program reads")]
+    NoMember { name: String, member: String },
+    #[error("{name}.{member} has a type of BTF kind {kind:?}, which the minimal BTF does not copy")]
+    Kind { name: String, member: String, kind: BtfKind },
+    #[error("failed to add {what} to the minimal BTF: libbpf error {code}")]
+    Add { what: String, code: i64 },
+    #[error("failed to create an empty BTF object")]
+    Empty,
+    #[error("the cache directory is not safe to use")]
+    Home(#[from] HomeError),
+    #[error("failed to write the minimal BTF {path:?}")]
+    Write { path: PathBuf, source: io::Error },
+}
+
 /// The cached minimal BTF for this boot, written now if missing.
-pub fn cached() -> Result<PathBuf> {
-    let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id").context("failed to read the boot id")?;
-    let path = PathBuf::from(CACHE_DIR).join(format!("{}-{}.btf", boot_id.trim(), env!("RECORDER_BPF_ID")));
+pub fn cached() -> Result<PathBuf, BtfError> {
+    cached_in(Path::new(CACHE_DIR))
+}
+
+fn cached_in(dir: &Path) -> Result<PathBuf, BtfError> {
+    let boot_id =
+        fs::read_to_string("/proc/sys/kernel/random/boot_id").map_err(|source| BtfError::BootId { source })?;
+    // Refused (and so not used) unless only root can write it: libbpf
+    // trusts what it reads there.
+    home::trusted_dir(dir, false)?;
+    let path = dir.join(format!("{}-{}.btf", boot_id.trim(), env!("RECORDER_BPF_ID")));
     if path.exists() {
         return Ok(path);
     }
-    let vmlinux = Btf::vmlinux()?;
-    let bytes = minimal(&vmlinux)?;
-    fs::create_dir_all(CACHE_DIR).with_context(|| format!("failed to create {CACHE_DIR}"))?;
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    fs::write(&tmp, bytes).with_context(|| format!("failed to write {tmp:?}"))?;
-    fs::rename(&tmp, &path).with_context(|| format!("failed to rename {tmp:?}"))?;
+    let kernel = Btf::from_vmlinux().map_err(|source| BtfError::Read { which: "kernel's", source })?;
+    let bytes = minimal(&kernel)?;
+    let write = |source| BtfError::Write { path: path.clone(), source };
+    // A random name, created with O_EXCL, renamed over the final one: a
+    // concurrent tracer writes its own copy, and readers see whole files.
+    let mut tmp = tempfile::Builder::new().prefix(".minimal-").suffix(".tmp").tempfile_in(dir).map_err(write)?;
+    tmp.write_all(&bytes).map_err(write)?;
+    tmp.persist(&path).map_err(|e| write(e.error))?;
     Ok(path)
 }
 
-/// An owned libbpf BTF object.
-pub struct Btf(*mut sys::btf);
+/// A name as the BTF API gives it (anonymous types and members have none).
+fn name_of(name: Option<&OsStr>) -> String {
+    name.map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
 
-impl Drop for Btf {
-    fn drop(&mut self) {
-        // SAFETY: we own the pointer, created by libbpf and freed once.
-        unsafe { sys::btf__free(self.0) }
+/// Named kernel types the program declares: (name, the members or
+/// enumerators it declares).
+type Wanted = Vec<(String, Vec<String>)>;
+
+/// The kernel's id of each wanted struct (`true`) and enum, by name.
+type KernelIds = HashMap<(bool, String), TypeId>;
+
+/// The structs and enums of the program's BTF that the kernel's BTF has
+/// too, each with what the program declares of it, and their kernel ids.
+/// The program's own types (the record, the map definitions) are not the
+/// kernel's and drop out.
+fn wanted(kernel: &Btf) -> Result<(Wanted, Wanted, KernelIds), BtfError> {
+    let object = Btf::from_raw("recorder", OBJECT)
+        .map_err(|source| BtfError::Read { which: "BPF program's", source })?
+        .ok_or(BtfError::NoObjectBtf)?;
+    let declared = |kind: BtfKind| -> Wanted {
+        object
+            .type_by_kind::<BtfType<'_>>()
+            .filter(|t| t.kind() == kind && t.name().is_some())
+            .map(|t| {
+                let names: Vec<String> = match Composite::try_from(t) {
+                    Ok(c) => (0..c.len()).filter_map(|i| c.get(i)).map(|m| name_of(m.name)).collect(),
+                    Err(t) => match Enum::try_from(t) {
+                        Ok(e) => (0..e.len()).filter_map(|i| e.get(i)).map(|v| name_of(v.name)).collect(),
+                        Err(_) => Vec::new(),
+                    },
+                };
+                (name_of(t.name()), names)
+            })
+            .collect()
+    };
+    let mut ids = KernelIds::new();
+    let mut keep = |kind, is_struct| -> Wanted {
+        let in_kernel = |(name, _): &(String, Vec<String>)| match kernel_type(kernel, kind, name) {
+            Some(id) => ids.insert((is_struct, name.clone()), id).is_none(),
+            None => false,
+        };
+        declared(kind).into_iter().filter(in_kernel).collect()
+    };
+    let structs = keep(BtfKind::Struct, true);
+    let enums = keep(BtfKind::Enum, false);
+    Ok((structs, enums, ids))
+}
+
+/// The kernel's type of this kind and name: the first, as libbpf's
+/// relocation finds it. libbpf's own search by name first (fast, in C);
+/// a walk of every type only when another kind holds the name first.
+fn kernel_type(kernel: &Btf, kind: BtfKind, name: &str) -> Option<TypeId> {
+    match kernel.type_by_name::<BtfType<'_>>(name)? {
+        t if t.kind() == kind => Some(t.type_id()),
+        _ => kernel
+            .type_by_kind::<BtfType<'_>>()
+            .find(|t| t.kind() == kind && t.name() == Some(OsStr::new(name)))
+            .map(|t| t.type_id()),
     }
 }
 
-impl Btf {
-    fn from_raw(ptr: *mut sys::btf, what: &str) -> Result<Self> {
-        if ptr.is_null() {
-            bail!("failed to {what}: {}", std::io::Error::last_os_error());
+/// Finds `name` among the members of struct or union `ty`, looking into
+/// anonymous structs and unions; returns its type and bit offset.
+fn find_member(btf: &Btf, ty: TypeId, name: &str) -> Option<(TypeId, u32)> {
+    let composite: Composite<'_> = btf.type_by_id(ty)?;
+    for member in (0..composite.len()).filter_map(|i| composite.get(i)) {
+        let offset = match member.attr {
+            MemberAttr::Normal { offset } | MemberAttr::BitField { offset, .. } => offset,
+        };
+        match member.name {
+            Some(n) if n == name => return Some((member.ty, offset)),
+            Some(_) => continue,
+            None => {}
         }
-        Ok(Btf(ptr))
-    }
-
-    pub fn vmlinux() -> Result<Self> {
-        // SAFETY: no arguments; returns a new object or NULL.
-        Self::from_raw(unsafe { sys::btf__load_vmlinux_btf() }, "load the kernel's BTF")
-    }
-
-    pub fn empty() -> Result<Self> {
-        // SAFETY: no arguments; returns a new object or NULL.
-        Self::from_raw(unsafe { sys::btf__new_empty() }, "create a BTF object")
-    }
-
-    #[cfg(test)]
-    pub fn parse(bytes: &[u8]) -> Result<Self> {
-        // SAFETY: libbpf copies `bytes` (pointer and length valid here).
-        Self::from_raw(unsafe { sys::btf__new(bytes.as_ptr().cast(), bytes.len() as u32) }, "parse BTF")
-    }
-
-    pub fn raw(&self) -> Vec<u8> {
-        let mut size = 0u32;
-        // SAFETY: returns a pointer into the object's own buffer of `size` bytes.
-        let data = unsafe { sys::btf__raw_data(self.0, &mut size) };
-        // SAFETY: as above; copied out before the object can change.
-        unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size as usize) }.to_vec()
-    }
-
-    fn find(&self, name: &str, kind: u32) -> Option<u32> {
-        let c = CString::new(name).ok()?;
-        // SAFETY: valid object and NUL-terminated name.
-        let id = unsafe { sys::btf__find_by_name_kind(self.0, c.as_ptr(), kind) };
-        (id > 0).then_some(id as u32)
-    }
-
-    fn ty(&self, id: u32) -> Type<'_> {
-        // SAFETY: ids come from this object; libbpf returns a pointer into it.
-        let t = unsafe { &*sys::btf__type_by_id(self.0, id) };
-        Type { btf: self, t }
-    }
-
-    fn name(&self, off: u32) -> &str {
-        // SAFETY: offsets come from this object's types; strings live as long as it.
-        let p = unsafe { sys::btf__name_by_offset(self.0, off) };
-        if p.is_null() {
-            return "";
-        }
-        // SAFETY: libbpf returns a NUL-terminated string inside the object.
-        unsafe { CStr::from_ptr(p) }.to_str().unwrap_or("")
-    }
-
-    fn check(ret: i32, what: &str) -> Result<i32> {
-        if ret < 0 {
-            bail!("failed to add {what} to the minimal BTF: error {ret}");
-        }
-        Ok(ret)
-    }
-
-    fn add_struct(&mut self, name: &str, size: u32) -> Result<i32> {
-        let c = CString::new(name)?;
-        // SAFETY: valid object and name.
-        Self::check(unsafe { sys::btf__add_struct(self.0, c.as_ptr(), size) }, name)
-    }
-
-    fn add_field(&mut self, name: &str, ty: i32, bit_offset: u32) -> Result<i32> {
-        let c = CString::new(name)?;
-        // SAFETY: valid object; the field joins the struct added last.
-        Self::check(unsafe { sys::btf__add_field(self.0, c.as_ptr(), ty, bit_offset, 0) }, name)
-    }
-
-    fn add_ptr(&mut self, to: i32) -> Result<i32> {
-        // SAFETY: valid object; forward references are allowed.
-        Self::check(unsafe { sys::btf__add_ptr(self.0, to) }, "a pointer")
-    }
-
-    fn add_int(&mut self, name: &str, size: u32, encoding: u32) -> Result<i32> {
-        let c = CString::new(name)?;
-        // SAFETY: valid object and name.
-        Self::check(unsafe { sys::btf__add_int(self.0, c.as_ptr(), size as _, encoding as i32) }, name)
-    }
-
-    fn add_enum(&mut self, name: &str, size: u32, values: &[(String, i64)]) -> Result<i32> {
-        let c = CString::new(name)?;
-        // SAFETY: valid object and name.
-        let id = Self::check(unsafe { sys::btf__add_enum(self.0, c.as_ptr(), size) }, name)?;
-        for (value_name, value) in values {
-            let v = CString::new(value_name.as_str())?;
-            // SAFETY: the value joins the enum added just before.
-            Self::check(unsafe { sys::btf__add_enum_value(self.0, v.as_ptr(), *value) }, value_name)?;
-        }
-        Ok(id)
-    }
-}
-
-/// A view of one `struct btf_type` and the records that follow it.
-struct Type<'a> {
-    btf: &'a Btf,
-    t: &'a sys::btf_type,
-}
-
-impl<'a> Type<'a> {
-    fn kind(&self) -> u32 {
-        (self.t.info >> 24) & 0x1f
-    }
-    fn vlen(&self) -> usize {
-        (self.t.info & 0xffff) as usize
-    }
-    fn kind_flag(&self) -> bool {
-        self.t.info >> 31 != 0
-    }
-    fn name(&self) -> &'a str {
-        self.btf.name(self.t.name_off)
-    }
-    fn size(&self) -> u32 {
-        // SAFETY: both union fields are u32; which one applies depends on kind.
-        unsafe { self.t.__bindgen_anon_1.size }
-    }
-    fn referenced(&self) -> u32 {
-        // SAFETY: as above.
-        unsafe { self.t.__bindgen_anon_1.type_ }
-    }
-    /// The records after the type (members, enumerators): `vlen` of `T`.
-    fn records<T>(&self) -> &'a [T] {
-        // SAFETY: BTF lays `vlen` records of the kind's record type right
-        // after struct btf_type; the caller picks T by kind.
-        unsafe { std::slice::from_raw_parts((self.t as *const sys::btf_type).add(1).cast::<T>(), self.vlen()) }
-    }
-    /// BTF_INT_ENCODING of an INT: the u32 after the type, bits 24-27.
-    fn int_encoding(&self) -> u32 {
-        // SAFETY: an INT type is followed by one u32 of encoding, offset, bits.
-        let info = unsafe { *(self.t as *const sys::btf_type).add(1).cast::<u32>() };
-        (info >> 24) & 0x0f
-    }
-    /// (name, type id, bit offset) of each member.
-    fn members(&self) -> impl Iterator<Item = (&'a str, u32, u32)> + 'a {
-        let bitfield = self.kind_flag();
-        let btf = self.btf;
-        self.records::<sys::btf_member>().iter().map(move |m| {
-            let offset = if bitfield { m.offset & 0x00ff_ffff } else { m.offset };
-            (btf.name(m.name_off), m.type_, offset)
-        })
-    }
-}
-
-/// Follows typedefs and qualifiers to the type that has a layout.
-fn resolve(btf: &Btf, mut id: u32) -> u32 {
-    loop {
-        let t = btf.ty(id);
-        match t.kind() {
-            sys::BTF_KIND_TYPEDEF
-            | sys::BTF_KIND_VOLATILE
-            | sys::BTF_KIND_CONST
-            | sys::BTF_KIND_RESTRICT
-            | sys::BTF_KIND_TYPE_TAG => id = t.referenced(),
-            _ => return id,
-        }
-    }
-}
-
-/// Finds `name` among the members of struct `id`, looking into anonymous
-/// structs and unions; returns its type id and bit offset.
-fn find_member(btf: &Btf, id: u32, name: &str) -> Option<(u32, u32)> {
-    for (member, ty, offset) in btf.ty(id).members() {
-        if member == name {
-            return Some((ty, offset));
-        }
-        let inner = resolve(btf, ty);
-        let kind = btf.ty(inner).kind();
-        if member.is_empty() && (kind == sys::BTF_KIND_STRUCT || kind == sys::BTF_KIND_UNION) {
-            if let Some((t, o)) = find_member(btf, inner, name) {
-                return Some((t, offset + o));
-            }
+        let inner = btf.type_by_id::<BtfType<'_>>(member.ty)?.skip_mods_and_typedefs();
+        if let Some((t, o)) = find_member(btf, inner.type_id(), name) {
+            return Some((t, offset + o));
         }
     }
     None
@@ -248,37 +168,61 @@ enum Field {
     Int { name: String, size: u32, encoding: u32 },
 }
 
-/// Builds the minimal BTF of `src` for STRUCTS and ENUMS.
-pub fn minimal(src: &Btf) -> Result<Vec<u8>> {
-    let index = |name: &str| STRUCTS.iter().position(|(n, _)| *n == name);
+/// One struct of the minimal BTF: name, size, (member, field, bit offset).
+type Layout = (String, u32, Vec<(String, Field, u32)>);
+
+/// The layout of each wanted struct in the kernel.
+fn layouts(kernel: &Btf, ids: &KernelIds, structs: &Wanted) -> Result<Vec<Layout>, BtfError> {
+    let index = |name: Option<&OsStr>| structs.iter().position(|(n, _)| Some(OsStr::new(n)) == name);
     let mut layouts = Vec::new();
-    for (name, members) in STRUCTS {
-        let id = src.find(name, sys::BTF_KIND_STRUCT).with_context(|| format!("the kernel has no struct {name}"))?;
+    for (name, members) in structs {
+        let no_member = |member: &str| BtfError::NoMember { name: name.clone(), member: member.into() };
+        let ty: Composite<'_> =
+            ids.get(&(true, name.clone())).and_then(|&id| kernel.type_by_id(id)).ok_or_else(|| no_member(""))?;
         let mut fields = Vec::new();
-        for member in *members {
-            let (ty, offset) =
-                find_member(src, id, member).with_context(|| format!("struct {name} has no member {member}"))?;
-            let ty = src.ty(resolve(src, ty));
-            let field = match ty.kind() {
-                sys::BTF_KIND_STRUCT | sys::BTF_KIND_UNION => {
-                    Field::Struct(index(ty.name()).with_context(|| format!("{name}.{member}: unexpected type"))?)
+        for member in members {
+            let (member_ty, offset) = find_member(kernel, ty.type_id(), member).ok_or_else(|| no_member(member))?;
+            let t =
+                kernel.type_by_id::<BtfType<'_>>(member_ty).ok_or_else(|| no_member(member))?.skip_mods_and_typedefs();
+            let field = match t.kind() {
+                BtfKind::Struct | BtfKind::Union => Field::Struct(index(t.name()).ok_or_else(|| BtfError::Kind {
+                    name: name.clone(),
+                    member: member.clone(),
+                    kind: t.kind(),
+                })?),
+                BtfKind::Ptr => Field::Pointer(t.next_type().and_then(|to| index(to.skip_mods_and_typedefs().name()))),
+                BtfKind::Int => {
+                    let int = Int::try_from(t).map_err(|_| no_member(member))?;
+                    let encoding = match int.encoding {
+                        IntEncoding::None => 0,
+                        IntEncoding::Signed => sys::BTF_INT_SIGNED,
+                        IntEncoding::Char => sys::BTF_INT_CHAR,
+                        IntEncoding::Bool => sys::BTF_INT_BOOL,
+                    };
+                    Field::Int { name: name_of(t.name()), size: int.size() as u32, encoding }
                 }
-                sys::BTF_KIND_PTR => Field::Pointer(index(src.ty(resolve(src, ty.referenced())).name())),
-                sys::BTF_KIND_INT => {
-                    Field::Int { name: ty.name().to_string(), size: ty.size(), encoding: ty.int_encoding() }
+                BtfKind::Enum => {
+                    let size = Enum::try_from(t).map(|e| e.size() as u32).unwrap_or(4);
+                    Field::Int { name: "unsigned int".into(), size, encoding: 0 }
                 }
-                sys::BTF_KIND_ENUM => Field::Int { name: "unsigned int".into(), size: ty.size(), encoding: 0 },
-                k => bail!("{name}.{member} has a type of BTF kind {k} the recorder does not read"),
+                kind => return Err(BtfError::Kind { name: name.clone(), member: member.clone(), kind }),
             };
-            fields.push((*member, field, offset));
+            fields.push((member.clone(), field, offset));
         }
-        layouts.push((*name, src.ty(id).size(), fields));
+        layouts.push((name.clone(), ty.size() as u32, fields));
     }
+    Ok(layouts)
+}
+
+/// Builds the minimal BTF of `kernel` for the kernel types the program reads.
+pub fn minimal(kernel: &Btf) -> Result<Vec<u8>, BtfError> {
+    let (structs, enums, ids) = wanted(kernel)?;
+    let layouts = layouts(kernel, &ids, &structs)?;
 
     // Type ids, known before anything is added (fields may point forward):
     // the structs first, then one pointer per struct, then the ints.
     let struct_id = |i: usize| (i + 1) as i32;
-    let ptr_id = |i: usize| (STRUCTS.len() + i + 1) as i32;
+    let ptr_id = |i: usize| (structs.len() + i + 1) as i32;
     let mut ints: Vec<(String, u32, u32)> = Vec::new();
     for (_, _, fields) in &layouts {
         for (_, field, _) in fields {
@@ -289,9 +233,9 @@ pub fn minimal(src: &Btf) -> Result<Vec<u8>> {
             }
         }
     }
-    let int_id = |name: &str| (2 * STRUCTS.len() + 1 + ints.iter().position(|(n, _, _)| n == name).unwrap()) as i32;
+    let int_id = |name: &str| ints.iter().position(|(n, _, _)| n == name).map(|i| (2 * structs.len() + 1 + i) as i32);
 
-    let mut out = Btf::empty()?;
+    let mut out = Writer::empty()?;
     for (name, size, fields) in &layouts {
         out.add_struct(name, *size)?;
         for (member, field, offset) in fields {
@@ -299,105 +243,116 @@ pub fn minimal(src: &Btf) -> Result<Vec<u8>> {
                 Field::Struct(i) => struct_id(*i),
                 Field::Pointer(Some(i)) => ptr_id(*i),
                 Field::Pointer(None) => ptr_id(0), // any pointer relocates as a pointer
-                Field::Int { name, .. } => int_id(name),
+                Field::Int { name, .. } => int_id(name).unwrap_or(0),
             };
             out.add_field(member, ty, *offset)?;
         }
     }
-    for i in 0..STRUCTS.len() {
+    for i in 0..structs.len() {
         out.add_ptr(struct_id(i))?;
     }
     for (name, size, encoding) in &ints {
         out.add_int(name, *size, *encoding)?;
     }
-    for (name, wanted) in ENUMS {
-        let Some(id) = src.find(name, sys::BTF_KIND_ENUM) else { continue };
-        let t = src.ty(id);
-        let values: Vec<(String, i64)> = t
-            .records::<sys::btf_enum>()
-            .iter()
-            .filter(|e| wanted.contains(&src.name(e.name_off)))
-            .map(|e| (src.name(e.name_off).to_string(), i64::from(e.val)))
+    for (name, wanted) in &enums {
+        let Some(e) = ids.get(&(false, name.clone())).and_then(|&id| kernel.type_by_id::<Enum<'_>>(id)) else {
+            continue;
+        };
+        let values: Vec<(String, i64)> = (0..e.len())
+            .filter_map(|i| e.get(i))
+            .map(|v| (name_of(v.name), v.value))
+            .filter(|(n, _)| wanted.contains(n))
             .collect();
+        // A kernel without any of them (5.10 lacks the helper the program
+        // asks about) gets no enum: the relocation then says "absent".
         if !values.is_empty() {
-            out.add_enum(name, t.size(), &values)?;
+            out.add_enum(name, e.size() as u32, &values)?;
         }
     }
     Ok(out.raw())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A BTF object being written, owned (libbpf's `struct btf`).
+struct Writer(*mut sys::btf);
 
-    /// The struct/member lines of bpf/vmlinux_min.h, as (struct, members).
-    fn header_structs() -> Vec<(String, Vec<String>)> {
-        let header = include_str!("../../bpf/vmlinux_min.h");
-        let mut out: Vec<(String, Vec<String>)> = Vec::new();
-        let mut current: Option<(String, Vec<String>)> = None;
-        for line in header.lines().map(str::trim) {
-            if let Some(rest) = line.strip_prefix("struct ").and_then(|r| r.strip_suffix(" {")) {
-                current = Some((rest.to_string(), Vec::new()));
-            } else if line.starts_with('}') {
-                out.extend(current.take());
-            } else if let Some((_, members)) = current.as_mut() {
-                let field = line.trim_end_matches(';').rsplit([' ', '*']).next().unwrap_or("");
-                members.push(field.to_string());
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn table_matches_the_header() {
-        let table: Vec<(String, Vec<String>)> =
-            STRUCTS.iter().map(|(n, m)| (n.to_string(), m.iter().map(|s| s.to_string()).collect())).collect();
-        let mut header = header_structs();
-        header.sort();
-        let mut table_sorted = table.clone();
-        table_sorted.sort();
-        assert_eq!(table_sorted, header, "bpf/vmlinux_min.h and STRUCTS drifted apart");
-    }
-
-    #[test]
-    fn minimal_btf_has_the_kernels_offsets() {
-        if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
-            println!("SKIPPED: minimal_btf_has_the_kernels_offsets: this kernel has no BTF (/sys/kernel/btf/vmlinux)");
-            return;
-        }
-        let vmlinux = Btf::vmlinux().unwrap();
-        let min = Btf::parse(&minimal(&vmlinux).unwrap()).unwrap();
-        for (name, members) in STRUCTS {
-            let full_id = vmlinux.find(name, sys::BTF_KIND_STRUCT).unwrap();
-            let min_id = min.find(name, sys::BTF_KIND_STRUCT).unwrap_or_else(|| panic!("{name} missing"));
-            assert_eq!(min.ty(min_id).size(), vmlinux.ty(full_id).size(), "{name} size");
-            for member in *members {
-                let (_, full_offset) = find_member(&vmlinux, full_id, member).unwrap();
-                let (_, min_offset) = find_member(&min, min_id, member).unwrap();
-                assert_eq!(min_offset, full_offset, "{name}.{member} offset");
-            }
-        }
-        let func_id = min.find("bpf_func_id", sys::BTF_KIND_ENUM).expect("5.11+ kernels have the helper");
-        assert_eq!(min.ty(func_id).vlen(), 1);
-        assert!(min.raw().len() < 2048, "minimal means small: {} bytes", min.raw().len());
-    }
-
-    #[test]
-    fn members_inside_anonymous_unions_are_found() {
-        let mut src = Btf::empty().unwrap();
-        let int = src.add_int("unsigned int", 4, 0).unwrap();
-        // struct ns_common { long pad; union { struct { unsigned int inum; }; }; }
-        let c = CString::new("").unwrap();
-        // SAFETY: valid object and name; fields follow.
-        let inner = unsafe { sys::btf__add_struct(src.0, c.as_ptr(), 4) };
-        src.add_field("inum", int, 0).unwrap();
-        // SAFETY: as above.
-        let union = unsafe { sys::btf__add_union(src.0, c.as_ptr(), 8) };
-        src.add_field("", inner, 0).unwrap();
-        let outer = src.add_struct("ns_common", 16).unwrap();
-        src.add_field("pad", int, 0).unwrap();
-        src.add_field("", union, 64).unwrap();
-        assert_eq!(find_member(&src, outer as u32, "inum"), Some((int as u32, 64)));
-        assert_eq!(find_member(&src, outer as u32, "missing"), None);
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // SAFETY: we own the pointer, created by libbpf and freed once.
+        unsafe { sys::btf__free(self.0) }
     }
 }
+
+impl Writer {
+    fn empty() -> Result<Self, BtfError> {
+        // SAFETY: no arguments; returns a new object or NULL.
+        let ptr = unsafe { sys::btf__new_empty() };
+        if ptr.is_null() {
+            return Err(BtfError::Empty);
+        }
+        Ok(Writer(ptr))
+    }
+
+    fn raw(&self) -> Vec<u8> {
+        let mut size = 0u32;
+        // SAFETY: returns a pointer into the object's own buffer of `size` bytes.
+        let data = unsafe { sys::btf__raw_data(self.0, &mut size) };
+        // SAFETY: as above; copied out before the object can change.
+        unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size as usize) }.to_vec()
+    }
+
+    fn check(ret: i32, what: &str) -> Result<i32, BtfError> {
+        if ret < 0 {
+            return Err(BtfError::Add { what: what.into(), code: ret.into() });
+        }
+        Ok(ret)
+    }
+
+    fn name(name: &str) -> Result<CString, BtfError> {
+        CString::new(name).map_err(|_| BtfError::Add { what: format!("{name:?}"), code: -i64::from(libc::EINVAL) })
+    }
+
+    fn add_struct(&mut self, name: &str, size: u32) -> Result<i32, BtfError> {
+        let c = Self::name(name)?;
+        // SAFETY: valid object and name.
+        Self::check(unsafe { sys::btf__add_struct(self.0, c.as_ptr(), size) }, name)
+    }
+
+    #[cfg(test)]
+    fn add_union(&mut self, name: &str, size: u32) -> Result<i32, BtfError> {
+        let c = Self::name(name)?;
+        // SAFETY: valid object and name.
+        Self::check(unsafe { sys::btf__add_union(self.0, c.as_ptr(), size) }, name)
+    }
+
+    fn add_field(&mut self, name: &str, ty: i32, bit_offset: u32) -> Result<i32, BtfError> {
+        let c = Self::name(name)?;
+        // SAFETY: valid object; the field joins the struct added last.
+        Self::check(unsafe { sys::btf__add_field(self.0, c.as_ptr(), ty, bit_offset, 0) }, name)
+    }
+
+    fn add_ptr(&mut self, to: i32) -> Result<i32, BtfError> {
+        // SAFETY: valid object; forward references are allowed.
+        Self::check(unsafe { sys::btf__add_ptr(self.0, to) }, "a pointer")
+    }
+
+    fn add_int(&mut self, name: &str, size: u32, encoding: u32) -> Result<i32, BtfError> {
+        let c = Self::name(name)?;
+        // SAFETY: valid object and name.
+        Self::check(unsafe { sys::btf__add_int(self.0, c.as_ptr(), size as _, encoding as i32) }, name)
+    }
+
+    fn add_enum(&mut self, name: &str, size: u32, values: &[(String, i64)]) -> Result<i32, BtfError> {
+        let c = Self::name(name)?;
+        // SAFETY: valid object and name.
+        let id = Self::check(unsafe { sys::btf__add_enum(self.0, c.as_ptr(), size) }, name)?;
+        for (value_name, value) in values {
+            let v = Self::name(value_name)?;
+            // SAFETY: the value joins the enum added just before.
+            Self::check(unsafe { sys::btf__add_enum_value(self.0, v.as_ptr(), *value) }, value_name)?;
+        }
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests;

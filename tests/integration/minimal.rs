@@ -61,7 +61,9 @@ fn without_baseline_rules(profile: &Value) -> bool {
 #[case::threads_crun("crun", &THREADS)]
 fn profiles_are_within_the_bound_of_what_replays(#[case] runtime: &'static str, #[case] case: &Case) {
     if std::env::var("OCI_HOOK_TEST_MINIMIZE").as_deref() == Ok("0") {
-        skip!("OCI_HOOK_TEST_MINIMIZE=0: minimising replays the workload twice per allowed name (the host tier runs it)");
+        skip!(
+            "OCI_HOOK_TEST_MINIMIZE=0: minimising replays the workload twice per allowed name (the host tier runs it)"
+        );
     }
     let Some(p) = Podman::new(runtime) else { return };
     let out = p.path("recorded.json");
@@ -76,5 +78,10 @@ fn profiles_are_within_the_bound_of_what_replays(#[case] runtime: &'static str, 
         needed.len(),
         needed.join(" ")
     );
-    assert!(ratio <= BOUND, "{runtime} {:?}: {names} names where {} replay ({ratio:.2}x > {BOUND}x)", case.cmd, needed.len());
+    assert!(
+        ratio <= BOUND,
+        "{runtime} {:?}: {names} names where {} replay ({ratio:.2}x > {BOUND}x)",
+        case.cmd,
+        needed.len()
+    );
 }

@@ -3,16 +3,18 @@
 use assert_cmd::Command;
 use serde_json::{json, Value};
 
-use crate::support::{hook_bin, repo_root};
+use crate::support::hook_bin;
 
 #[test]
 fn hooks_d_entry_is_the_old_tools() {
-    let text = std::fs::read_to_string(repo_root().join("hooks.d/oci-seccomp-bpf-hook.json")).unwrap();
-    let entry: Value = serde_json::from_str(&text).unwrap();
+    let entry: Value = hook_test_support::podman::packaged_entry();
     assert_eq!(entry["version"], "1.0.0");
     assert_eq!(entry["hook"]["args"], json!(["oci-seccomp-bpf-hook", "-s"]));
     assert!(entry["hook"]["path"].as_str().unwrap().ends_with("/oci-seccomp-bpf-hook"));
-    assert_eq!(entry["when"], json!({"annotations": {"^io\\.containers\\.trace-syscall$": ".*"}}));
+    // The old tool's entry, spelled out: the annotation the hook reads, escaped.
+    let pattern = format!("^{}$", hook_test_support::ANNOTATION.replace('.', "\\."));
+    assert_eq!(pattern, "^io\\.containers\\.trace-syscall$");
+    assert_eq!(entry["when"], json!({"annotations": {pattern: ".*"}}));
     assert_eq!(entry["stages"], json!(["prestart"]));
 }
 

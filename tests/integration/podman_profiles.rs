@@ -7,11 +7,12 @@ use std::time::Duration;
 use rstest::rstest;
 use serde_json::{json, Value};
 
-use crate::support::{allowed, architectures, assert_same, names_with, skip, stderr, stdout, wait_for_profile, Podman};
+use crate::support::{
+    allowed, architectures, assert_same, names_with, skip, stderr, stdout, wait_for_profile, Podman,
+    PROBE_IN_IMAGE as PROBE, UNUSUAL,
+};
 
-const PROBE: &str = "/usr/local/bin/sysprobe";
-const PROBE32: &str = "/usr/local/bin/sysprobe32";
-const UNUSUAL: [&str; 5] = ["personality", "sched_get_priority_max", "getcpu", "times", "sysinfo"];
+use hook_test_support::PROBE32_IN_IMAGE as PROBE32;
 
 fn assert_contains_all(names: &[String], wanted: &[&str]) {
     for w in wanted {
@@ -125,34 +126,13 @@ fn blocked_in_the_input_stays_blocked(#[case] runtime: &'static str) {
     assert_denied(&p.replay(&out, &cmd), "mkdir blocked by the baseline");
 }
 
-/// Starts `sleep 1000` detached with `options`; returns its name.
-fn start_sleeper(p: &Podman, suffix: &str, options: &[String]) -> String {
-    let name = format!("seccomp-test-{}-{}-{suffix}", p.runtime, std::process::id());
-    let mut args = vec!["run", "-d", "--name", &name, "--network", "none", "--runtime", p.runtime];
-    args.extend(options.iter().map(String::as_str));
-    args.extend_from_slice(&[crate::support::IMAGE, "/bin/sleep", "1000"]);
-    let o = p.podman(&args);
-    assert!(o.status.success(), "podman run -d {options:?}: {}", stderr(&o));
-    name
-}
-
-/// Options that trace a container into `out`.
-fn traced_into(out: &std::path::Path) -> Vec<String> {
-    vec!["--annotation".into(), format!("io.containers.trace-syscall=of:{}", out.display())]
-}
-
-/// Options that confine a container with the profile `profile`.
-fn confined_by(profile: &std::path::Path) -> Vec<String> {
-    vec!["--security-opt".into(), format!("seccomp={}", profile.display())]
-}
-
 #[rstest]
 #[case::runc("runc")]
 #[case::crun("crun")]
 fn podman_exec_is_recorded(#[case] runtime: &'static str) {
     let Some(p) = Podman::new(runtime) else { return };
     let out = p.path("exec.json");
-    let name = start_sleeper(&p, "exec", &traced_into(&out));
+    let name = p.start_sleeper("exec", p.run_args().traced_into(&out));
     let o = p.podman(&["exec", &name, PROBE, "unusual"]);
     assert_eq!(stdout(&o), "unusual: ok\n", "{}", stderr(&o));
     assert!(p.podman(&["rm", "-f", "-t", "0", &name]).status.success());
@@ -160,7 +140,7 @@ fn podman_exec_is_recorded(#[case] runtime: &'static str) {
     assert_contains_all(&allowed(&profile), &UNUSUAL);
 
     // Replay: the same container and exec under the profile.
-    let name2 = start_sleeper(&p, "exec-replay", &confined_by(&out));
+    let name2 = p.start_sleeper("exec-replay", p.run_args().confined_by(&out));
     let o = p.podman(&["exec", &name2, PROBE, "unusual"]);
     p.podman(&["rm", "-f", "-t", "0", &name2]);
     assert_eq!(stdout(&o), "unusual: ok\n", "exec under the profile: {}", stderr(&o));
@@ -172,7 +152,7 @@ fn podman_exec_is_recorded(#[case] runtime: &'static str) {
 fn a_killed_container_still_gets_its_profile(#[case] runtime: &'static str) {
     let Some(p) = Podman::new(runtime) else { return };
     let out = p.path("killed.json");
-    let name = start_sleeper(&p, "killed", &traced_into(&out));
+    let name = p.start_sleeper("killed", p.run_args().traced_into(&out));
     // Killed once it sleeps: a fixed delay is not enough in a slow VM.
     wait_until_sleeping(&p, &name);
     assert!(p.podman(&["kill", "-s", "KILL", &name]).status.success());
@@ -183,7 +163,7 @@ fn a_killed_container_still_gets_its_profile(#[case] runtime: &'static str) {
 
     // Replay: the same container starts and sleeps under the profile until
     // it is killed (it never reached exit_group the first time either).
-    let name2 = start_sleeper(&p, "killed-replay", &confined_by(&out));
+    let name2 = p.start_sleeper("killed-replay", p.run_args().confined_by(&out));
     wait_until_sleeping(&p, &name2);
     let state = p.podman(&["inspect", "-f", "{{.State.Status}}", &name2]);
     p.podman(&["rm", "-f", "-t", "0", &name2]);
@@ -218,8 +198,7 @@ fn pid_host_container_replays(#[case] runtime: &'static str) {
     assert!(first.status.success(), "{}", stderr(&first));
     let profile = wait_for_profile(&out);
     assert_contains_all(&allowed(&profile), &UNUSUAL);
-    let opt = format!("seccomp={}", out.display());
-    let again = p.run(&["--pid=host", "--security-opt", &opt], &cmd);
+    let again = p.podman(&p.run_args().rm().flag("--pid=host").confined_by(&out).args(&cmd));
     assert_same(&first, &again, &cmd);
 }
 
@@ -230,21 +209,7 @@ fn without_rm_the_profile_is_written_too(#[case] runtime: &'static str) {
     let Some(p) = Podman::new(runtime) else { return };
     let out = p.path("norm.json");
     let name = format!("seccomp-norm-{runtime}-{}", std::process::id());
-    let annotation = format!("io.containers.trace-syscall=of:{}", out.display());
-    let o = p.podman(&[
-        "run",
-        "--name",
-        &name,
-        "--network",
-        "none",
-        "--runtime",
-        runtime,
-        "--annotation",
-        &annotation,
-        crate::support::IMAGE,
-        "/bin/echo",
-        "kept",
-    ]);
+    let o = p.podman(&p.run_args().name(&name).traced_into(&out).args(&["/bin/echo", "kept"]));
     p.podman(&["rm", "-f", &name]);
     assert_eq!(stdout(&o), "kept\n");
     let profile: Value = wait_for_profile(&out);
@@ -259,11 +224,9 @@ fn log_lines_reach_the_journal() {
     let Some(p) = Podman::new("runc") else { return };
     let out = p.path("journal.json");
     p.trace(None, &out, &["/bin/true"]);
-    let o = std::process::Command::new("journalctl")
-        .args(["-t", "oci-seccomp-bpf-hook", "--since", "-60s", "--no-pager"])
-        .output()
-        .unwrap();
-    assert!(stdout(&o).contains(&out.display().to_string()), "journal: {}", stdout(&o));
+    // With a journal running, the hook's log is the journal.
+    let journal = p.hook_log();
+    assert!(journal.contains(&out.display().to_string()), "journal: {journal}");
 }
 
 #[rstest]
@@ -272,9 +235,9 @@ fn log_lines_reach_the_journal() {
 fn the_tracer_is_detached_and_exits_after_writing(#[case] runtime: &'static str) {
     let Some(p) = Podman::new(runtime) else { return };
     let out = p.path("detached.json");
-    let name = start_sleeper(&p, "detached", &traced_into(&out));
+    let name = p.start_sleeper("detached", p.run_args().traced_into(&out));
     let id = stdout(&p.podman(&["inspect", "-f", "{{.Id}}", &name])).trim().to_string();
-    let pid = p.tracer_of(&id);
+    let pid = p.tracer_of(&id).tracer_pid as i32;
     let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     for line in cgroups.lines() {
         assert!(line.ends_with(":/"), "tracer not in a root cgroup: {line}");

@@ -9,10 +9,11 @@ use std::process::Output;
 use rstest::rstest;
 use serde_json::Value;
 
-use crate::support::{allowed, assert_same, stderr, stdout, wait_for_profile, Podman, ANNOTATION, IMAGE};
+use hook_test_support::PROBE_IN_IMAGE as PROBE;
 
-const PROBE: &str = "/usr/local/bin/sysprobe";
-const PROBE32: &str = "/usr/local/bin/sysprobe32";
+use crate::support::{allowed, assert_same, stderr, stdout, wait_for_profile, Podman};
+
+use hook_test_support::PROBE32_IN_IMAGE as PROBE32;
 
 /// What runtimes do to set a container up, before its filter: none of the
 /// corpus's workloads calls them, so none may appear in a profile.
@@ -84,7 +85,13 @@ fn assert_precise(runtime: &'static str, case: &Case) {
         assert_same(&recorded, &again, case.cmd);
     }
     let (names, _) = first.unwrap_or_default();
-    println!("{runtime} {:?}: {} names, the same in {} recordings: {}", case.cmd, names.len(), recordings(), names.join(" "));
+    println!(
+        "{runtime} {:?}: {} names, the same in {} recordings: {}",
+        case.cmd,
+        names.len(),
+        recordings(),
+        names.join(" ")
+    );
 }
 
 #[rstest]
@@ -134,8 +141,7 @@ fn exec_sessions_are_precise(#[case] runtime: &'static str) {
     let mut first: Option<Vec<String>> = None;
     for i in 0..recordings() {
         let out = p.path(&format!("exec-{i}.json"));
-        let annotation = format!("{ANNOTATION}=of:{}", out.display());
-        let name = start_sleeper(&p, &format!("exec-{i}"), &["--annotation", &annotation]);
+        let name = p.start_sleeper(&format!("exec-{i}"), p.run_args().traced_into(&out));
         let o = p.podman(&["exec", &name, PROBE, "unusual"]);
         assert_eq!(stdout(&o), "unusual: ok\n", "{}", stderr(&o));
         assert!(p.podman(&["rm", "-f", "-t", "0", &name]).status.success());
@@ -146,21 +152,9 @@ fn exec_sessions_are_precise(#[case] runtime: &'static str) {
             None => first = Some(names),
             Some(f) => assert_eq!(&names, f, "{runtime} exec recording {i} differs from the first"),
         }
-        let opt = format!("seccomp={}", out.display());
-        let replay = start_sleeper(&p, &format!("exec-replay-{i}"), &["--security-opt", &opt]);
+        let replay = p.start_sleeper(&format!("exec-replay-{i}"), p.run_args().confined_by(&out));
         let o = p.podman(&["exec", &replay, PROBE, "unusual"]);
         p.podman(&["rm", "-f", "-t", "0", &replay]);
         assert_eq!(stdout(&o), "unusual: ok\n", "exec under the profile: {}", stderr(&o));
     }
-}
-
-/// Starts `sleep 1000` detached with `options`; returns its name.
-fn start_sleeper(p: &Podman, suffix: &str, options: &[&str]) -> String {
-    let name = format!("precise-{}-{}-{suffix}", p.runtime, std::process::id());
-    let mut args = vec!["run", "-d", "--name", &name, "--network", "none", "--runtime", p.runtime];
-    args.extend_from_slice(options);
-    args.extend_from_slice(&[IMAGE, "/bin/sleep", "1000"]);
-    let o = p.podman(&args);
-    assert!(o.status.success(), "podman run -d {options:?}: {}", stderr(&o));
-    name
 }

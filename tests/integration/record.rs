@@ -6,9 +6,7 @@ use std::process::Output;
 use assert_cmd::Command;
 use serde_json::Value;
 
-use crate::support::{allowed, architectures, fixture, hook_bin, is_root, skip, stdout, wait_for_profile};
-
-const UNUSUAL: [&str; 5] = ["personality", "sched_get_priority_max", "getcpu", "times", "sysinfo"];
+use crate::support::{allowed, architectures, fixture, hook_bin, is_root, skip, stdout, wait_for_profile, UNUSUAL};
 
 fn record(out: &Path, base: Option<&Path>, cmd: &[&str]) -> Output {
     let mut c = Command::new(hook_bin());

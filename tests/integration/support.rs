@@ -5,11 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use hook_test_support::podman::{self, Cli, Run};
+pub use hook_test_support::{hook::StandIn, pins, tracer_started, IMAGE, PROBE_IN_IMAGE, UNUSUAL};
 use serde_json::Value;
 use tempfile::TempDir;
-
-pub const IMAGE: &str = "localhost/seccomp-fixture:latest";
-pub const ANNOTATION: &str = "io.containers.trace-syscall";
 
 /// Skips the calling test, saying why, in the form the VM harness counts.
 macro_rules! skip {
@@ -28,13 +27,9 @@ pub fn hook_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_oci-seccomp-bpf-hook"))
 }
 
-pub fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// A static fixture program built by tests/fixtures/images.sh.
 pub fn fixture(name: &str) -> PathBuf {
-    let path = repo_root().join("target/fixtures").join(name);
+    let path = hook_test_support::repo_root().join("target/fixtures").join(name);
     assert!(path.exists(), "{path:?} is missing: run `bash tests/fixtures/images.sh` (or `just fixtures`) first");
     path
 }
@@ -88,7 +83,8 @@ pub fn architectures(profile: &Value) -> Vec<String> {
 /// build's hook from a private hooks.d folder.
 pub struct Podman {
     pub runtime: &'static str,
-    hooks: TempDir,
+    cli: Cli,
+    _hooks: TempDir,
     pub work: TempDir,
 }
 
@@ -101,18 +97,10 @@ impl Podman {
         }
         let hooks = tempfile::tempdir().unwrap();
         let work = tempfile::tempdir().unwrap();
-        let log = format!("OCI_SECCOMP_BPF_HOOK_LOG_FILE={}", work.path().join("hook.log").display());
-        let entry = serde_json::json!({
-            "version": "1.0.0",
-            "hook": {"path": hook_bin(), "args": ["oci-seccomp-bpf-hook", "-s"], "env": [log]},
-            "when": {"annotations": {"^io\\.containers\\.trace-syscall$": ".*"}},
-            "stages": ["prestart"],
-        });
-        std::fs::write(hooks.path().join("oci-seccomp-bpf-hook.json"), entry.to_string()).unwrap();
-        let podman = Podman { runtime, hooks, work };
-        let image = podman.podman(&["image", "exists", IMAGE]);
-        assert!(image.status.success(), "fixture image {IMAGE} is missing: run `bash tests/fixtures/images.sh` first");
-        Some(podman)
+        podman::write_entry(hooks.path(), hook_bin(), &work.path().join("hook.log")).unwrap();
+        let cli = Cli::new(hooks.path().to_path_buf());
+        assert!(cli.has_image(IMAGE), "fixture image {IMAGE} is missing: run `bash tests/fixtures/images.sh` first");
+        Some(Podman { runtime, cli, _hooks: hooks, work })
     }
 
     /// What the hook and its tracer logged (their log file; the journal
@@ -125,13 +113,10 @@ impl Podman {
         std::fs::read_to_string(self.path("hook.log")).unwrap_or_default()
     }
 
-    /// The pid of the tracer recording container `id`, from its log line.
-    pub fn tracer_of(&self, id: &str) -> i32 {
-        let needle = format!("recording container {id} ");
+    /// The start event of the tracer recording container `id`.
+    pub fn tracer_of(&self, id: &str) -> hook_test_support::TracerStarted {
         let log = self.hook_log();
-        let line = log.lines().find(|l| l.contains(&needle)).unwrap_or_else(|| panic!("no tracer for {id} in: {log}"));
-        let pid = line.rsplit("in tracer pid ").next().unwrap().trim();
-        pid.parse().unwrap_or_else(|_| panic!("no tracer pid in {line:?}"))
+        tracer_started(&log, id).unwrap_or_else(|| panic!("no tracer-started event for {id} in: {log}"))
     }
 
     /// A path in this test's scratch folder.
@@ -139,31 +124,27 @@ impl Podman {
         self.work.path().join(name)
     }
 
-    pub fn podman(&self, args: &[&str]) -> Output {
-        Command::new("podman")
-            .env("CONTAINERS_CONF", repo_root().join("tests/fixtures/containers.conf"))
-            .arg("--hooks-dir")
-            .arg(self.hooks.path())
-            .args(args)
-            .output()
-            .expect("podman runs")
+    pub fn podman<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Output {
+        self.cli.output(args).unwrap()
     }
 
-    /// `podman run --rm` of the fixture image with extra options.
-    pub fn run(&self, options: &[&str], cmd: &[&str]) -> Output {
-        let mut args = vec!["run", "--rm", "--network", "none", "--runtime", self.runtime];
-        args.extend_from_slice(options);
-        args.push(IMAGE);
-        args.extend_from_slice(cmd);
-        self.podman(&args)
+    /// `podman run` of the fixture image under this test's runtime.
+    pub fn run_args(&self) -> Run {
+        Run::new(self.runtime)
     }
 
     /// Runs `cmd` traced with `annotation` and returns podman's output.
     pub fn trace_with(&self, annotation: &str, options: &[&str], cmd: &[&str]) -> Output {
-        let a = format!("{ANNOTATION}={annotation}");
-        let mut opts = vec!["--annotation", a.as_str()];
-        opts.extend_from_slice(options);
-        self.run(&opts, cmd)
+        let a = format!("{}={annotation}", hook_test_support::ANNOTATION);
+        self.podman(&self.run_args().rm().annotation(&a).flags(options).args(cmd))
+    }
+
+    /// Starts `sleep 1000` detached, configured by `run`; returns its name.
+    pub fn start_sleeper(&self, suffix: &str, run: Run) -> String {
+        let name = format!("seccomp-test-{}-{}-{suffix}", self.runtime, std::process::id());
+        let o = self.podman(&run.detach().name(&name).args(&podman::SLEEPER));
+        assert!(o.status.success(), "podman run -d {name}: {}", stderr(&o));
+        name
     }
 
     /// Traces `cmd` into `out` (optionally extending `base`); asserts the run
@@ -180,8 +161,7 @@ impl Podman {
 
     /// Runs `cmd` under the seccomp profile `profile`.
     pub fn replay(&self, profile: &Path, cmd: &[&str]) -> Output {
-        let opt = format!("seccomp={}", profile.display());
-        self.run(&["--security-opt", &opt], cmd)
+        self.podman(&self.run_args().rm().confined_by(profile).args(cmd))
     }
 
     /// Traces `cmd`, then replays it under the profile and asserts it

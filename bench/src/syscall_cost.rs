@@ -5,12 +5,14 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
+use hook_test_support::podman::SLEEPER;
+use hook_test_support::PROBE_IN_IMAGE;
 
 use crate::bpf::{self, Census, Reference};
 use crate::harness::{text, Harness, Mode};
-use crate::probe::{self, PerCall, Run, Sample, SYSPROBE_IN_IMAGE, TIMEIT_IN_CONTAINER};
+use crate::probe::{self, PerCall, Run, Sample, TIMEIT_IN_CONTAINER};
 use crate::stats;
-use crate::suite::{order, progress, Suite};
+use crate::suite::{order, Suite};
 
 pub const KS: [usize; 3] = [1, 4, 16];
 
@@ -23,13 +25,13 @@ const PERIOD: Duration = Duration::from_millis(300);
 #[derive(Debug, Default, Clone)]
 pub struct Series {
     pub abs: Vec<PerCall>,
-    pub delta: Vec<f64>,
+    pub paired: Vec<f64>,
 }
 
 impl Series {
-    pub(crate) fn add(&mut self, samples: &[Sample], delta: impl IntoIterator<Item = f64>) {
+    pub(crate) fn add(&mut self, samples: &[Sample], paired: impl IntoIterator<Item = f64>) {
         self.abs.extend(samples.iter().map(|s| s.per_call));
-        self.delta.extend(delta);
+        self.paired.extend(paired);
     }
 
     /// Adds samples taken while the baseline could not be measured, each
@@ -77,7 +79,7 @@ pub(crate) fn cycled(by_state: &[Vec<Sample>], into: &mut [&mut Series]) {
 
 impl Suite<'_> {
     fn container_script(&self, runs: usize) -> String {
-        probe::script(TIMEIT_IN_CONTAINER, self.probe.cpu, "", SYSPROBE_IN_IMAGE, self.cfg.calls, runs)
+        probe::script(TIMEIT_IN_CONTAINER, self.probe.cpu, "", PROBE_IN_IMAGE, self.cfg.calls, runs)
     }
 
     /// Each round runs an untraced container, in which the empty program
@@ -95,21 +97,22 @@ impl Suite<'_> {
         let mut c = InContainer::default();
         for round in 0..=self.cfg.runs {
             if round > 0 {
-                progress("syscalls in a container", round - 1, self.cfg.runs);
+                self.progress("syscalls in a container", round - 1, self.cfg.runs);
             }
             let (mut untraced, mut traced) = (Vec::new(), Vec::new());
             for v in order(2, round) {
                 if v == 0 {
-                    untraced = self.clean(0, || {
+                    untraced = self.foreign.clean(0, || {
                         let name = format!("bench-cycle-{}", std::process::id());
                         let child = h.spawn("runc", &["--name", &name, "-v", &mount], &cycled_cmd)?;
                         let states = [None, Some(Reference::Empty)];
-                        let (o, windows, ended) = probe::cycle(child, &states, PERIOD, cycles, |_| h.kill(&name))?;
+                        let (o, windows, ended) =
+                            probe::cycle(child, &states, &mut self.refs, PERIOD, cycles, |_| h.kill(&name))?;
                         ensure!(!ended, "untraced container ended early: {}", text(&o.stderr));
                         Ok(probe::classify(&probe::samples(&text(&o.stdout), calls)?, &windows, 2))
                     })?;
                 } else {
-                    traced = self.clean(0, || {
+                    traced = self.foreign.clean(0, || {
                         let (o, _) = h.run("runc", Mode::Traced, &["-v", &mount], &cmd)?;
                         Ok(as_samples(probe::samples(&text(&o.stdout), calls)?))
                     })?;
@@ -135,13 +138,13 @@ impl Suite<'_> {
         let mut host = Host::default();
         let visit = self.cfg.chunks.div_ceil(2);
         for round in 0..self.cfg.host_rounds {
-            progress("untraced host process vs K containers", round, self.cfg.host_rounds);
+            self.progress("untraced host process vs K containers", round, self.cfg.host_rounds);
             let mut base = self.host_visit(0, visit)?;
             let mut levels: [Vec<Sample>; 3] = Default::default();
             let mut containers = Containers { h: self.h, ids: Vec::new() };
             for (i, &k) in KS.iter().enumerate() {
                 let more = k - containers.ids.len();
-                containers.ids.extend(self.h.start_traced_many(more, &["/bin/sleep", "1000"])?);
+                containers.ids.extend(self.h.start_traced_many(more, &SLEEPER)?);
                 quiesce();
                 levels[i].extend(self.host_visit(k, visit)?);
             }
@@ -168,7 +171,7 @@ impl Suite<'_> {
 
     fn host_visit(&mut self, k: usize, runs: usize) -> Result<Vec<Sample>> {
         let (probe, calls) = (self.probe, self.cfg.calls);
-        let samples = self.clean(k, || probe.host("", calls, runs).map(as_samples))?;
+        let samples = self.foreign.clean(k, || probe.host("", calls, runs).map(as_samples))?;
         self.log("host", &[&format!("K={k}")], std::slice::from_ref(&samples));
         Ok(samples)
     }
@@ -187,7 +190,7 @@ impl Suite<'_> {
     /// strace -f on the same loop, with fewer calls (it is ~100x slower).
     fn strace(&mut self) -> Result<Vec<Sample>> {
         let (probe, calls) = (self.probe, (self.cfg.calls / 10).max(1000));
-        self.clean(0, || probe.host("strace -f -qq -o /dev/null", calls, 4).map(as_samples))
+        self.foreign.clean(0, || probe.host("strace -f -qq -o /dev/null", calls, 4).map(as_samples))
     }
 }
 

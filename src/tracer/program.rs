@@ -1,0 +1,71 @@
+//! The shared program: load it (against the cached minimal BTF), attach it
+//! and pin its link and slot table; route libbpf's log to ours.
+
+use std::fs;
+use std::mem::MaybeUninit;
+use std::path::Path;
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{Link, MapHandle};
+
+use super::skel::RecorderSkelBuilder;
+use super::{kernel_btf, pins, TracerError};
+
+/// Loads the program, attaches it and pins the link and the slot table in
+/// `dir`, a directory only root can change; returns the slot table.
+pub fn load_and_pin(dir: &Path) -> Result<MapHandle, TracerError> {
+    route_libbpf_logs();
+    // Leftovers of a tracer that died half-way through this function.
+    let _ = fs::remove_file(dir.join(pins::LINK));
+    let _ = fs::remove_file(dir.join(pins::SLOTS));
+    // Record pins of a previous program are of no use to this one.
+    for mntns in pins::records(dir) {
+        let _ = fs::remove_file(pins::record(dir, mntns));
+    }
+
+    let mut storage = MaybeUninit::uninit();
+    let mut builder = RecorderSkelBuilder::default();
+    // Relocate against the cached minimal BTF rather than parse the whole
+    // kernel BTF at every container start (see kernel_btf.rs); without it,
+    // libbpf parses /sys/kernel/btf/vmlinux as usual.
+    match kernel_btf::cached() {
+        Ok(path) => {
+            if let Err(e) = builder.obj_builder.btf_custom_path(&path) {
+                tracing::warn!("cannot use the minimal BTF {path:?}: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("no minimal BTF, loading against the full kernel BTF: {e}"),
+    }
+    let load = |source| TracerError::Load { source };
+    let mut open = builder.open(&mut storage).map_err(load)?;
+    // The .bss map only carries the dummy instances that make the skeleton
+    // emit the shared types; the program never reads it.
+    open.maps.bss.set_autocreate(false).map_err(load)?;
+    let skel = open.load().map_err(load)?;
+    let mut link: Link = skel.progs.record_syscall.attach().map_err(|source| TracerError::Attach { source })?;
+    // Pin the map first: a link pinned without its map would be found by
+    // the next tracer and leave it nothing to record into.
+    let pin = |name: &str| {
+        let path = dir.join(name);
+        move |source| TracerError::Pin { path, source }
+    };
+    let mut map = MapHandle::try_from(&skel.maps.containers).map_err(pin(pins::SLOTS))?;
+    map.pin(dir.join(pins::SLOTS)).map_err(pin(pins::SLOTS))?;
+    link.pin(dir.join(pins::LINK)).map_err(pin(pins::LINK))?;
+    Ok(map)
+}
+
+/// libbpf prints to stderr by default; send its lines to our log instead,
+/// so that the tracer (stderr closed) and the journal keep them.
+fn route_libbpf_logs() {
+    use libbpf_rs::PrintLevel;
+    fn print(level: PrintLevel, msg: String) {
+        let msg = msg.trim_end();
+        match level {
+            PrintLevel::Warn => tracing::warn!(target: "libbpf", "{msg}"),
+            PrintLevel::Info => tracing::debug!(target: "libbpf", "{msg}"),
+            PrintLevel::Debug => tracing::trace!(target: "libbpf", "{msg}"),
+        }
+    }
+    libbpf_rs::set_print(Some((PrintLevel::Debug, print)));
+}

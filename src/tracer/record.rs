@@ -1,0 +1,164 @@
+//! A container's record, as the skeleton emits it from bpf/recorder.h: the
+//! type, its sizes, and its bytes in a record map.
+//!
+//! Nothing here repeats the header: the struct, the ABI rows and the limits
+//! are the generated ones, so a field added to `struct container_record`
+//! reaches this file without another edit.
+
+use std::mem::size_of;
+
+use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
+
+use super::skel::types::{container_record, recorded_abi, recorded_phase, recorder_limits};
+use crate::handoff::{Observed, Phase};
+use crate::syscalls::Abi;
+
+pub type Record = container_record;
+
+// SAFETY: the generated type is repr(C) and made of integers and integer
+// arrays, with its padding spelled out as `__pad_*` byte arrays: every bit
+// pattern is a valid value, which is what `Plain` asks for.
+unsafe impl plain::Plain for Record {}
+
+pub const SYSCALL_SLOTS: usize = recorder_limits::SYSCALL_SLOTS.0 as usize;
+pub const CONTAINER_SLOTS: u32 = recorder_limits::CONTAINER_SLOTS.0;
+pub const CONTAINER_PROBES: u32 = recorder_limits::CONTAINER_PROBES.0;
+// The program and `slots::window` mask with CONTAINER_SLOTS - 1.
+const _: () = assert!(CONTAINER_SLOTS.is_power_of_two() && CONTAINER_PROBES.is_power_of_two());
+const _: () = assert!(CONTAINER_PROBES <= CONTAINER_SLOTS);
+
+/// The row of `seen` that the program fills for syscalls entering through
+/// `abi` in `phase` (enum recorded_phase, enum recorded_abi).
+fn row(phase: Phase, abi: Abi) -> usize {
+    let phase = match phase {
+        Phase::Filtered => recorded_phase::PHASE_FILTERED,
+        Phase::UnfilteredWorkload => recorded_phase::PHASE_UNFILTERED_WORKLOAD,
+        Phase::RuntimeSetup => recorded_phase::PHASE_RUNTIME_SETUP,
+    };
+    let abi = match abi {
+        Abi::X86_64 => recorded_abi::ABI_X86_64,
+        Abi::X86 => recorded_abi::ABI_X86,
+        Abi::X32 => recorded_abi::ABI_X32,
+    };
+    phase.0 as usize * recorded_abi::ABI_COUNT.0 as usize + abi.0 as usize
+}
+
+/// A fresh record of `mntns`, owned by the tracer with this identity.
+pub fn new(mntns: u32, owner_pid: u32, owner_start_time: u64) -> Record {
+    Record { mntns, owner_pid, owner_start_time, ..Default::default() }
+}
+
+/// What the record says the container did, by phase.
+pub fn observed(record: &Record) -> Observed {
+    let mut observed = Observed { out_of_range: record.out_of_range, ..Default::default() };
+    for phase in Phase::ALL {
+        let set = observed.phase_mut(phase);
+        for abi in Abi::ALL {
+            let start = row(phase, abi) * SYSCALL_SLOTS;
+            for (nr, &seen) in record.seen[start..start + SYSCALL_SLOTS].iter().enumerate() {
+                if seen != 0 {
+                    set.insert(abi, nr as u32);
+                }
+            }
+        }
+    }
+    observed
+}
+
+fn as_bytes(record: &Record) -> &[u8] {
+    // SAFETY: Record is plain data whose padding is spelled out as fields,
+    // so all of its bytes are initialised.
+    unsafe { plain::as_bytes(record) }
+}
+
+fn from_bytes(bytes: &[u8]) -> Option<Record> {
+    let mut record = Record::default();
+    // Copied rather than cast: map values come in a byte buffer with no
+    // alignment guarantee. A short or long buffer is no record of ours.
+    (bytes.len() == size_of::<Record>()).then_some(())?;
+    plain::copy_from_bytes(&mut record, bytes).ok()?;
+    Some(record)
+}
+
+/// A record map like the program's template, holding `record` (type,
+/// sizes and flags must match for the slot table to take it).
+pub fn new_map(record: &Record) -> Result<MapHandle, libbpf_rs::Error> {
+    let opts = libbpf_sys::bpf_map_create_opts {
+        sz: size_of::<libbpf_sys::bpf_map_create_opts>() as libbpf_sys::size_t,
+        ..Default::default()
+    };
+    let create = || MapHandle::create(MapType::Array, Some("record"), 4, size_of::<Record>() as u32, 1, &opts);
+    let map = create().or_else(|e| {
+        // Before 5.11 map memory counts against RLIMIT_MEMLOCK, which libbpf
+        // raises when it loads an object, but a tracer joining a loaded
+        // program creates its map directly.
+        if e.kind() != libbpf_rs::ErrorKind::PermissionDenied {
+            return Err(e);
+        }
+        let infinity = nix::sys::resource::RLIM_INFINITY;
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_MEMLOCK, infinity, infinity)
+            .map_err(|_| e)?;
+        create()
+    })?;
+    map.update(&0u32.to_ne_bytes(), as_bytes(record), MapFlags::ANY)?;
+    Ok(map)
+}
+
+/// The one record a record map holds (key 0).
+pub fn lookup(map: &MapHandle) -> Result<Option<Record>, libbpf_rs::Error> {
+    Ok(map.lookup(&0u32.to_ne_bytes(), MapFlags::ANY)?.and_then(|b| from_bytes(&b)))
+}
+
+/// The record, when there is one and it can be read.
+pub fn read(map: &MapHandle) -> Option<Record> {
+    lookup(map).ok().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_bytes_round_trip() {
+        let mut r = new(5, 7, 9);
+        r.seen[row(Phase::Filtered, Abi::X86) * SYSCALL_SLOTS + 20] = 1;
+        let back = from_bytes(as_bytes(&r)).unwrap();
+        assert_eq!((back.mntns, back.owner_pid, back.owner_start_time), (5, 7, 9));
+        assert!(observed(&back).filtered.contains(Abi::X86, 20));
+        assert!(from_bytes(&[0u8; 3]).is_none());
+        assert!(from_bytes(&vec![0u8; size_of::<Record>() + 1]).is_none());
+    }
+
+    /// `Phase::ALL` and `Abi::ALL` list the phases and ABIs in the order of
+    /// the rows (their documented promise), each pair has a row of its own,
+    /// and the table holds them.
+    #[test]
+    fn phases_and_abis_follow_the_generated_rows() {
+        let rows: Vec<usize> =
+            Phase::ALL.iter().flat_map(|&phase| Abi::ALL.iter().map(move |&abi| row(phase, abi))).collect();
+        assert_eq!(rows, (0..Phase::ALL.len() * Abi::ALL.len()).collect::<Vec<_>>());
+        assert_eq!(Abi::ALL.len(), recorded_abi::ABI_COUNT.0 as usize);
+        assert_eq!(Phase::ALL.len(), recorded_phase::PHASE_COUNT.0 as usize);
+        assert_eq!(Record::default().seen.len(), Phase::ALL.len() * Abi::ALL.len() * SYSCALL_SLOTS);
+    }
+
+    #[test]
+    fn every_row_reads_back_under_its_phase_and_abi() {
+        let mut r = new(1, 2, 3);
+        for (i, phase) in Phase::ALL.into_iter().enumerate() {
+            for abi in Abi::ALL {
+                r.seen[row(phase, abi) * SYSCALL_SLOTS + SYSCALL_SLOTS - 1 - i] = 1;
+            }
+        }
+        r.out_of_range = 4;
+        let mut observed = observed(&r);
+        for (i, phase) in Phase::ALL.into_iter().enumerate() {
+            let set = observed.phase_mut(phase);
+            for abi in Abi::ALL {
+                assert!(set.contains(abi, (SYSCALL_SLOTS - 1 - i) as u32), "{phase:?} {abi}");
+                assert_eq!(set.numbers(abi).count(), 1, "{phase:?} {abi}");
+            }
+        }
+        assert_eq!(observed.out_of_range, 4);
+    }
+}
