@@ -7,9 +7,11 @@
 
 mod support;
 
+mod minimal;
 mod packaging;
 mod pin_home;
 mod podman_errors;
 mod podman_profiles;
+mod precise_profiles;
 mod record;
 mod shared_recorder;
