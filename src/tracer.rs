@@ -30,6 +30,7 @@ mod slots;
 
 pub use home::HomeError;
 pub use lock::LOCK_FILE;
+pub use program::attach_kind;
 use record::CONTAINER_PROBES;
 
 mod skel {
