@@ -5,6 +5,10 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 export CONTAINERS_CONF := justfile_directory() / "tests/fixtures/containers.conf"
 
+# Where podman starts are slow (TCG guests) or the suite runs again (userlands), the precise-profile
+# corpus records each case 3 times instead of 20 and leaves minimisation to the host tier.
+SLOW_PODMAN := "--env OCI_HOOK_TEST_RECORDINGS=3 --env OCI_HOOK_TEST_MINIMIZE=0"
+
 # List the recipes.
 default:
     @just --list
@@ -41,14 +45,14 @@ test-host: fixtures
 vm-test *KERNELS: fixtures
     bash tests/fixtures/images.sh --save target/fixtures/images.tar
     cargo run --locked --release -p vm-harness -- matrix {{KERNELS}} \
-        --image-archive target/fixtures/images.tar -- "$(just _integration-bin)" --test-threads=1 --nocapture
+        --image-archive target/fixtures/images.tar {{SLOW_PODMAN}} -- "$(just _integration-bin)" --test-threads=1 --nocapture
 
 # The integration suite on the host kernel in Debian userlands with newer podman, runc and crun (trixie and sid when none given), each a cached mmdebstrap root run as a chroot.
 test-userlands *USERLANDS: fixtures
     bash tests/fixtures/images.sh --save target/fixtures/images.tar
     cargo run --locked --release -p vm-harness -- userland {{USERLANDS}} \
         --image-archive target/fixtures/images.tar --env CONTAINERS_CONF="$CONTAINERS_CONF" \
-        --env PODMAN_IGNORE_CGROUPSV1_WARNING=1 -- "$(just _integration-bin)" --test-threads=1 --nocapture
+        --env PODMAN_IGNORE_CGROUPSV1_WARNING=1 {{SLOW_PODMAN}} -- "$(just _integration-bin)" --test-threads=1 --nocapture
 
 # Builds the integration test binary and prints its path (for runs outside cargo: VMs, userlands).
 _integration-bin:

@@ -1,6 +1,5 @@
 //! Builds the two helpers the bench needs besides the hook itself:
-//! - bpf/empty.bpf.c, the empty-program floor, as a libbpf-rs skeleton,
-//!   and which of its programs matches the recorder's hook;
+//! - bpf/empty.bpf.c, the empty-program floor, as a libbpf-rs skeleton;
 //! - probe/timeit.c, a static timer bind-mounted into containers (see the
 //!   top of that file for why it exists).
 use std::{env, path::PathBuf, process::Command};
@@ -26,12 +25,7 @@ fn main() {
     assert!(status.success(), "gcc failed on bench/probe/timeit.c (needs glibc's static libc, libc6-dev)");
     println!("cargo:rustc-env=BENCH_TIMEIT={}", timeit.display());
 
-    // The floor must sit on the same kind of hook as the recorder.
-    let recorder = std::fs::read_to_string("../bpf/recorder.bpf.c").unwrap_or_default();
-    let kind = if recorder.contains("SEC(\"tp_btf/sys_enter\")") { "tp_btf" } else { "raw_tp" };
-    println!("cargo:rustc-env=BENCH_RECORDER_KIND={kind}");
-
-    for f in ["bpf/empty.bpf.c", "../bpf/vmlinux_min.h", "../bpf/recorder.bpf.c", "probe/timeit.c"] {
+    for f in ["bpf/empty.bpf.c", "../bpf/vmlinux_min.h", "probe/timeit.c"] {
         println!("cargo:rerun-if-changed={f}");
     }
 }

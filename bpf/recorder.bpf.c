@@ -83,9 +83,47 @@ static __always_inline struct container_record *find_record(__u32 mntns)
 	return NULL;
 }
 
-static __always_inline __u32 task_mntns(struct task_struct *task)
+/*
+ * Which of a container's syscalls belong in its profile, decided in this one
+ * place: those its seccomp filter sees, and nothing the runtime does before.
+ *
+ * - The kernel runs a task's seccomp filters (syscall_trace_enter) before the
+ *   sys_enter tracepoint, so a syscall that reaches us from a task in
+ *   SECCOMP_MODE_FILTER has passed the filter a replay will install. runc and
+ *   crun attach the container's filter shortly before they execve the
+ *   entrypoint (and the same in `podman exec`); fork and execve keep it. What
+ *   the runtime does before that (mount, pivot_root, sethostname, setns,
+ *   keyctl, its own seccomp()) never meets the filter, so it is not recorded;
+ *   what it does after (capset, setuid, the exec fifo, a Go runtime's futex)
+ *   meets it, so it is.
+ * - A container without a filter (seccomp=unconfined, --privileged) has no
+ *   such moment: there a syscall counts once the task runs a program loaded
+ *   from a mount of its own mount namespace, i.e. the entrypoint or anything
+ *   started inside the container. The runtime's own binary was opened on the
+ *   host (or is a memfd), so its mount belongs to another namespace even
+ *   after the runtime entered the container's.
+ * The second test costs a probe read, so it only runs for tasks without a
+ * filter; confined containers pay one load.
+ */
+#define SECCOMP_MODE_FILTER 2
+
+/* has_btf_task: the task is a BTF pointer (5.11+), read with plain loads. */
+static __always_inline bool runs_own_program(struct task_struct *task, struct mnt_namespace *ns,
+					     bool has_btf_task)
 {
-	return BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	struct vfsmount *vfs;
+	struct mount *mount;
+
+	if (has_btf_task)
+		vfs = task->mm->exe_file->f_path.mnt; /* a NULL mm reads as 0 */
+	else
+		vfs = BPF_CORE_READ(task, mm, exe_file, f_path.mnt);
+	if (!vfs)
+		return false; /* kernel threads have no mm */
+	/* container_of(): the verifier allows no arithmetic on a BTF pointer,
+	 * so the enclosing struct mount is read through a probe read. */
+	mount = (void *)vfs - bpf_core_field_offset(struct mount, mnt);
+	return BPF_CORE_READ(mount, mnt_ns) == ns;
 }
 
 /*
@@ -97,31 +135,46 @@ static __always_inline __u32 task_mntns(struct task_struct *task)
 SEC("raw_tp/sys_enter")
 int BPF_PROG(record_syscall, struct pt_regs *regs, long id)
 {
-	struct task_struct *task;
+	bool has_btf_task =
+		bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf);
 	struct container_record *set;
-	__u32 mntns, status, nr;
+	struct task_struct *task;
+	struct mnt_namespace *ns;
+	__u32 mntns, status, slot;
 	__u32 abi = ABI_X86_64;
+	int seccomp_mode;
+	__u32 phase;
 
-	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)) {
+	if (has_btf_task) {
 		/* 5.11+: a BTF pointer, read with plain loads (no helper calls). */
 		task = bpf_get_current_task_btf();
-		mntns = task->nsproxy->mnt_ns->ns.inum;
+		ns = task->nsproxy->mnt_ns;
+		mntns = ns->ns.inum;
 	} else {
 		/* 5.10: the helper is missing, fall back to probe reads. */
 		task = (struct task_struct *)bpf_get_current_task();
-		mntns = task_mntns(task);
+		ns = BPF_CORE_READ(task, nsproxy, mnt_ns);
+		mntns = BPF_CORE_READ(ns, ns.inum);
 	}
 
 	set = find_record(mntns);
 	if (!set)
 		return 0;
 
-	/* Same choice as above: a plain load on 5.11+, a probe read on 5.10
-	 * (one helper call less on every traced syscall). */
-	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf))
+	/* Same choice as above: plain loads on 5.11+, probe reads on 5.10. */
+	if (has_btf_task) {
+		seccomp_mode = task->seccomp.mode;
 		status = task->thread_info.status;
-	else
+	} else {
+		seccomp_mode = BPF_CORE_READ(task, seccomp.mode);
 		status = BPF_CORE_READ(task, thread_info.status);
+	}
+	if (seccomp_mode == SECCOMP_MODE_FILTER)
+		phase = PHASE_FILTERED;
+	else if (runs_own_program(task, ns, has_btf_task))
+		phase = PHASE_UNFILTERED_WORKLOAD;
+	else
+		phase = PHASE_RUNTIME_SETUP;
 	if (status & TS_COMPAT) {
 		abi = ABI_X86;
 	} else if (id & X32_SYSCALL_BIT) {
@@ -133,10 +186,10 @@ int BPF_PROG(record_syscall, struct pt_regs *regs, long id)
 		__sync_fetch_and_add(&set->out_of_range, 1);
 		return 0;
 	}
-	nr = id;
+	slot = (phase * ABI_COUNT + abi) * SYSCALL_SLOTS + (__u32)id;
 	/* Read before write: after the first call the cache line stays shared. */
-	if (!set->seen[abi * SYSCALL_SLOTS + nr])
-		set->seen[abi * SYSCALL_SLOTS + nr] = 1;
+	if (!set->seen[slot])
+		set->seen[slot] = 1;
 	return 0;
 }
 
@@ -145,6 +198,7 @@ int BPF_PROG(record_syscall, struct pt_regs *regs, long id)
  * not create the .bss map that holds them. */
 struct container_record _record;
 enum recorded_abi _abi;
+enum recorded_phase _phase;
 enum recorder_limits _limits;
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -17,6 +17,24 @@ enum recorded_abi {
 	ABI_COUNT = 3,
 };
 
+/*
+ * Why a syscall was recorded: the program files each entry under one of
+ * these (recorder.bpf.c decides which), and user space decides what each
+ * phase contributes to the profile (src/handoff.rs).
+ */
+enum recorded_phase {
+	/* The task's seccomp filter let it through: the container's filter
+	 * (or one the workload added) was in force. */
+	PHASE_FILTERED = 0,
+	/* No filter, but the task runs a program from the container's own
+	 * mounts: the workload of a container without a filter. */
+	PHASE_UNFILTERED_WORKLOAD = 1,
+	/* No filter, and a program from outside the container: the runtime
+	 * setting the container up. */
+	PHASE_RUNTIME_SETUP = 2,
+	PHASE_COUNT = 3,
+};
+
 enum recorder_limits {
 	/* One more than the largest syscall number we keep per ABI (x32's top
 	 * is 547 after its bit is removed; x86_64 and i386 stay below 500 in
@@ -38,9 +56,10 @@ enum recorder_limits {
 /*
  * One traced container: what it did, and which tracer registered it.
  *
- * seen[abi * SYSCALL_SLOTS + nr] is 1 once syscall nr entered through abi
- * (flat, not [ABI_COUNT][SYSCALL_SLOTS]: libbpf-cargo cannot derive Default
- * for nested arrays, so the emitted Rust type would not compile). A byte per
+ * seen[(phase * ABI_COUNT + abi) * SYSCALL_SLOTS + nr] is 1 once syscall nr
+ * entered through abi in that phase (flat, not nested arrays: libbpf-cargo
+ * cannot derive Default for nested arrays, so the emitted Rust type would
+ * not compile). A byte per
  * syscall rather than a bit: setting it is a plain store, which needs no BPF
  * atomic OR (absent on 5.10) and races harmlessly.
  */
@@ -48,7 +67,7 @@ struct container_record {
 	/* Written by user space only: the mount namespace inode this record
 	 * is for (slots are shared by every inode with the same remainder). */
 	__u32 mntns;
-	__u8 seen[ABI_COUNT * SYSCALL_SLOTS];
+	__u8 seen[PHASE_COUNT * ABI_COUNT * SYSCALL_SLOTS];
 	/* Entries whose number is outside the table (e.g. syscall(-1)). */
 	__u64 out_of_range;
 	/* Written by user space only: the registering tracer's pid and start

@@ -56,9 +56,40 @@ struct thread_info {
 	__u32 status;
 } __attribute__((preserve_access_index));
 
+/* include/linux/seccomp_types.h: mode is SECCOMP_MODE_FILTER (2) once a
+ * filter is attached; fork and execve keep it. */
+struct seccomp {
+	int mode;
+} __attribute__((preserve_access_index));
+
+struct vfsmount {
+	void *mnt_root;
+} __attribute__((preserve_access_index));
+
+/* fs/mount.h: the mount a struct vfsmount is embedded in, and the mount
+ * namespace that mount belongs to. */
+struct mount {
+	struct vfsmount mnt;
+	struct mnt_namespace *mnt_ns;
+} __attribute__((preserve_access_index));
+
+struct path {
+	struct vfsmount *mnt;
+} __attribute__((preserve_access_index));
+
+struct file {
+	struct path f_path;
+} __attribute__((preserve_access_index));
+
+struct mm_struct {
+	struct file *exe_file;
+} __attribute__((preserve_access_index));
+
 struct task_struct {
 	struct thread_info thread_info;
 	struct nsproxy *nsproxy;
+	struct seccomp seccomp;
+	struct mm_struct *mm;
 } __attribute__((preserve_access_index));
 
 #endif /* __VMLINUX_MIN_H__ */

@@ -11,6 +11,7 @@
 pub mod annotation;
 pub mod cli;
 pub mod exit_watch;
+pub mod handoff;
 pub mod limits;
 pub mod log_event;
 pub mod logging;

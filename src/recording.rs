@@ -1,10 +1,10 @@
 //! The end of a recording: name what was recorded, merge it into the
 //! baseline, write the profile, and say what happened.
 
+use crate::handoff::Observed;
 use crate::output_dir::Output;
 use crate::profile::{self, Profile};
 use crate::profile_file::{self, ProfileFileError};
-use crate::syscalls::SyscallSet;
 
 /// What was written, for the log line and the tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +14,18 @@ pub struct Summary {
     pub unnamed: usize,
 }
 
-pub fn write_profile(set: &SyscallSet, base: Option<&Profile>, output: &Output) -> Result<Summary, ProfileFileError> {
+pub fn write_profile(
+    observed: &Observed,
+    base: Option<&Profile>,
+    output: &Output,
+) -> Result<Summary, ProfileFileError> {
+    let set = observed.allowed();
+    tracing::debug!(
+        "recorded under a filter: {:?}; without one, the workload: {:?}; the runtime's setup (not allowed): {:?}",
+        observed.filtered.named().names,
+        observed.unfiltered_workload.named().names,
+        observed.runtime_setup.named().names,
+    );
     let named = set.named();
     for (abi, nr) in &named.unnamed {
         tracing::warn!(

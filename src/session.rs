@@ -66,9 +66,9 @@ fn record(session: &Session, started: Started) -> Result<()> {
     tracing::info!("{}", TracerStarted { container: container.clone(), pid, mntns, tracer_pid });
 
     let ended = wait_for_exit(&started.pidfd)?;
-    let set = started.tracer.collect()?;
+    let observed = started.tracer.collect()?;
     drop(started.tracer);
-    let summary = recording::write_profile(&set, started.base.as_ref(), &session.output)?;
+    let summary = recording::write_profile(&observed, started.base.as_ref(), &session.output)?;
     let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).ok();
     let (rss_kib, cpu_ms) = usage.map_or((0, 0), |u| {
         let cpu = u.user_time() + u.system_time();

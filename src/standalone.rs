@@ -62,9 +62,9 @@ pub fn run(args: &Record) -> Result<i32> {
         WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
         other => bail!("unexpected wait status {other:?}"),
     };
-    let set = tracer.collect()?;
+    let observed = tracer.collect()?;
     drop(tracer);
-    let summary = recording::write_profile(&set, base.as_ref(), &output)?;
+    let summary = recording::write_profile(&observed, base.as_ref(), &output)?;
     tracing::info!("wrote {output:?}: {} syscalls recorded, {} newly allowed", summary.recorded, summary.allowed_new);
     Ok(code)
 }

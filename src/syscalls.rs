@@ -6,6 +6,9 @@ use std::fmt;
 
 use libseccomp::{ScmpArch, ScmpSyscall};
 
+/// arch/x86/include/uapi/asm/unistd.h: x32 numbers carry it.
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
 /// An ABI a syscall can enter through, as seccomp tells them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Abi {
@@ -31,7 +34,7 @@ impl Abi {
         }
     }
 
-    fn scmp_arch(self) -> ScmpArch {
+    pub(crate) fn scmp_arch(self) -> ScmpArch {
         match self {
             Abi::X86_64 => ScmpArch::X8664,
             Abi::X86 => ScmpArch::X86,
@@ -42,11 +45,20 @@ impl Abi {
     /// The number libseccomp's x32 table uses carries the x32 bit; the BPF
     /// side strips it to index its table.
     fn libseccomp_number(self, nr: u32) -> i32 {
-        const X32_SYSCALL_BIT: u32 = 0x4000_0000;
         match self {
             Abi::X32 => (nr | X32_SYSCALL_BIT) as i32,
             _ => nr as i32,
         }
+    }
+
+    /// The recorder's number for libseccomp's `nr` of this ABI; None for
+    /// libseccomp's negative pseudo-numbers (a name the ABI lacks).
+    pub(crate) fn recorder_number(self, nr: i32) -> Option<u32> {
+        let nr = u32::try_from(nr).ok()?;
+        Some(match self {
+            Abi::X32 => nr & !X32_SYSCALL_BIT,
+            _ => nr,
+        })
     }
 }
 
@@ -79,6 +91,12 @@ pub struct NamedSyscalls {
 impl SyscallSet {
     pub fn insert(&mut self, abi: Abi, nr: u32) {
         self.numbers.entry(abi).or_default().insert(nr);
+    }
+
+    pub fn extend(&mut self, other: &SyscallSet) {
+        for (&abi, numbers) in &other.numbers {
+            self.numbers.entry(abi).or_default().extend(numbers);
+        }
     }
 
     pub fn contains(&self, abi: Abi, nr: u32) -> bool {

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use libbpf_rs::MapHandle;
 use thiserror::Error;
 
-use crate::syscalls::SyscallSet;
+use crate::handoff::Observed;
 
 mod home;
 mod kernel_btf;
@@ -30,6 +30,7 @@ mod slots;
 
 pub use home::HomeError;
 pub use lock::LOCK_FILE;
+pub use program::attach_kind;
 use record::CONTAINER_PROBES;
 
 mod skel {
@@ -122,10 +123,10 @@ impl Tracer {
     }
 
     /// What the container's tasks did since `watch`.
-    pub fn collect(&self) -> Result<SyscallSet, TracerError> {
+    pub fn collect(&self) -> Result<Observed, TracerError> {
         let record =
             record::lookup(&self.record).map_err(|source| TracerError::Collect { mntns: self.mntns, source })?;
-        Ok(record.as_ref().map(record::syscalls).unwrap_or_default())
+        Ok(record.as_ref().map(record::observed).unwrap_or_default())
     }
 }
 

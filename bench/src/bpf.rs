@@ -13,8 +13,10 @@ mod skel {
     include!(concat!(env!("OUT_DIR"), "/empty.skel.rs"));
 }
 
-/// The recorder's kind of hook, raw_tp or tp_btf, found by build.rs.
-pub const RECORDER_KIND: &str = env!("BENCH_RECORDER_KIND");
+/// The recorder's kind of hook, raw_tp or tp_btf, as its object says.
+pub fn recorder_kind() -> Result<String> {
+    oci_seccomp_bpf_hook::tracer::attach_kind().context("failed to open the recorder's BPF object")
+}
 
 /// Which reference program of bpf/empty.bpf.c to attach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +43,12 @@ pub struct References {
 }
 
 impl References {
-    pub fn new(kind: Option<String>) -> References {
-        References { kind: kind.unwrap_or_else(|| RECORDER_KIND.into()), empty_attach_ms: Vec::new() }
+    pub fn new(kind: Option<String>) -> Result<References> {
+        let kind = match kind {
+            Some(kind) => kind,
+            None => recorder_kind()?,
+        };
+        Ok(References { kind, empty_attach_ms: Vec::new() })
     }
 
     /// Attaches `what` to sys_enter until the returned value is dropped.

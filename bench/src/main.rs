@@ -96,7 +96,7 @@ fn main() -> Result<()> {
         h: &h,
         probe: &probe,
         cfg,
-        refs: bpf::References::new(args.floor.clone()),
+        refs: bpf::References::new(args.floor.clone())?,
         foreign: Default::default(),
         raw: Vec::new(),
         started,
@@ -118,6 +118,7 @@ fn main() -> Result<()> {
         chart: CHART.into(),
         cpu,
         floor_kind: suite.refs.kind.clone(),
+        recorder_kind: bpf::recorder_kind()?,
     };
     write_results(&args.out, &figures, &run)
 }

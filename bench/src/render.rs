@@ -23,6 +23,8 @@ pub struct RunInfo {
     pub cpu: usize,
     /// The kind of the empty program, raw_tp or tp_btf.
     pub floor_kind: String,
+    /// The recorder's kind of hook (raw_tp, tp_btf).
+    pub recorder_kind: String,
 }
 
 /// A Markdown table; every row must have as many cells as `head`.
@@ -86,9 +88,7 @@ fn machine(run: &RunInfo) -> String {
         s,
         "- hook built from commit `{}`; its recorder is a `{}` program, the floor an empty `{}` one on the same \
          sys_enter hook",
-        mc.commit,
-        crate::bpf::RECORDER_KIND,
-        run.floor_kind
+        mc.commit, run.recorder_kind, run.floor_kind
     );
     let _ = writeln!(
         s,
@@ -320,6 +320,7 @@ mod tests {
             chart: "c.svg".into(),
             cpu: 0,
             floor_kind: "raw_tp".into(),
+            recorder_kind: "raw_tp".into(),
         };
         let md = markdown(&f, &run);
         let heads: Vec<&str> = md.lines().filter(|l| l.starts_with("## ")).collect();

@@ -55,6 +55,16 @@ pub fn load_and_pin(dir: &Path) -> Result<MapHandle, TracerError> {
     Ok(map)
 }
 
+/// The kind of hook the program attaches to (`raw_tp`, `tp_btf`, ...): the
+/// first part of its ELF section name, read from the embedded object (the
+/// bench attaches its reference programs to the same kind).
+pub fn attach_kind() -> Result<String, TracerError> {
+    let mut storage = MaybeUninit::uninit();
+    let open = RecorderSkelBuilder::default().open(&mut storage).map_err(|source| TracerError::Load { source })?;
+    let section = open.progs.record_syscall.section().to_string_lossy().into_owned();
+    Ok(section.split('/').next().unwrap_or_default().to_string())
+}
+
 /// libbpf prints to stderr by default; send its lines to our log instead,
 /// so that the tracer (stderr closed) and the journal keep them.
 fn route_libbpf_logs() {
@@ -68,4 +78,15 @@ fn route_libbpf_logs() {
         }
     }
     libbpf_rs::set_print(Some((PrintLevel::Debug, print)));
+}
+
+#[cfg(test)]
+mod tests {
+    /// Opening the object needs no privileges; the bench's floor programs
+    /// exist for these two kinds only.
+    #[test]
+    fn the_program_sits_on_a_kind_of_hook_the_bench_can_match() {
+        let kind = super::attach_kind().unwrap();
+        assert!(kind == "raw_tp" || kind == "tp_btf", "{kind}");
+    }
 }

@@ -9,8 +9,9 @@ use std::mem::size_of;
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 
-use super::skel::types::{container_record, recorded_abi, recorder_limits};
-use crate::syscalls::{Abi, SyscallSet};
+use super::skel::types::{container_record, recorded_abi, recorded_phase, recorder_limits};
+use crate::handoff::{Observed, Phase};
+use crate::syscalls::Abi;
 
 pub type Record = container_record;
 
@@ -27,14 +28,19 @@ const _: () = assert!(CONTAINER_SLOTS.is_power_of_two() && CONTAINER_PROBES.is_p
 const _: () = assert!(CONTAINER_PROBES <= CONTAINER_SLOTS);
 
 /// The row of `seen` that the program fills for syscalls entering through
-/// `abi` (enum recorded_abi).
-fn row(abi: Abi) -> usize {
-    let row = match abi {
+/// `abi` in `phase` (enum recorded_phase, enum recorded_abi).
+fn row(phase: Phase, abi: Abi) -> usize {
+    let phase = match phase {
+        Phase::Filtered => recorded_phase::PHASE_FILTERED,
+        Phase::UnfilteredWorkload => recorded_phase::PHASE_UNFILTERED_WORKLOAD,
+        Phase::RuntimeSetup => recorded_phase::PHASE_RUNTIME_SETUP,
+    };
+    let abi = match abi {
         Abi::X86_64 => recorded_abi::ABI_X86_64,
         Abi::X86 => recorded_abi::ABI_X86,
         Abi::X32 => recorded_abi::ABI_X32,
     };
-    row.0 as usize
+    phase.0 as usize * recorded_abi::ABI_COUNT.0 as usize + abi.0 as usize
 }
 
 /// A fresh record of `mntns`, owned by the tracer with this identity.
@@ -42,19 +48,21 @@ pub fn new(mntns: u32, owner_pid: u32, owner_start_time: u64) -> Record {
     Record { mntns, owner_pid, owner_start_time, ..Default::default() }
 }
 
-/// What the record says the container did.
-pub fn syscalls(record: &Record) -> SyscallSet {
-    let mut set = SyscallSet::default();
-    for abi in Abi::ALL {
-        let start = row(abi) * SYSCALL_SLOTS;
-        for (nr, &seen) in record.seen[start..start + SYSCALL_SLOTS].iter().enumerate() {
-            if seen != 0 {
-                set.insert(abi, nr as u32);
+/// What the record says the container did, by phase.
+pub fn observed(record: &Record) -> Observed {
+    let mut observed = Observed { out_of_range: record.out_of_range, ..Default::default() };
+    for phase in Phase::ALL {
+        let set = observed.phase_mut(phase);
+        for abi in Abi::ALL {
+            let start = row(phase, abi) * SYSCALL_SLOTS;
+            for (nr, &seen) in record.seen[start..start + SYSCALL_SLOTS].iter().enumerate() {
+                if seen != 0 {
+                    set.insert(abi, nr as u32);
+                }
             }
         }
     }
-    set.out_of_range = record.out_of_range;
-    set
+    observed
 }
 
 fn as_bytes(record: &Record) -> &[u8] {
@@ -113,36 +121,44 @@ mod tests {
     #[test]
     fn record_bytes_round_trip() {
         let mut r = new(5, 7, 9);
-        r.seen[row(Abi::X86) * SYSCALL_SLOTS + 20] = 1;
+        r.seen[row(Phase::Filtered, Abi::X86) * SYSCALL_SLOTS + 20] = 1;
         let back = from_bytes(as_bytes(&r)).unwrap();
         assert_eq!((back.mntns, back.owner_pid, back.owner_start_time), (5, 7, 9));
-        assert!(syscalls(&back).contains(Abi::X86, 20));
+        assert!(observed(&back).filtered.contains(Abi::X86, 20));
         assert!(from_bytes(&[0u8; 3]).is_none());
         assert!(from_bytes(&vec![0u8; size_of::<Record>() + 1]).is_none());
     }
 
-    /// `Abi::ALL` lists the ABIs in the order of the rows (its documented
-    /// promise), every ABI has a row of its own, and the table holds them.
+    /// `Phase::ALL` and `Abi::ALL` list the phases and ABIs in the order of
+    /// the rows (their documented promise), each pair has a row of its own,
+    /// and the table holds them.
     #[test]
-    fn abis_follow_the_generated_rows() {
-        let rows: Vec<usize> = Abi::ALL.iter().map(|&abi| row(abi)).collect();
-        assert_eq!(rows, (0..Abi::ALL.len()).collect::<Vec<_>>());
+    fn phases_and_abis_follow_the_generated_rows() {
+        let rows: Vec<usize> =
+            Phase::ALL.iter().flat_map(|&phase| Abi::ALL.iter().map(move |&abi| row(phase, abi))).collect();
+        assert_eq!(rows, (0..Phase::ALL.len() * Abi::ALL.len()).collect::<Vec<_>>());
         assert_eq!(Abi::ALL.len(), recorded_abi::ABI_COUNT.0 as usize);
-        assert_eq!(Record::default().seen.len(), Abi::ALL.len() * SYSCALL_SLOTS);
+        assert_eq!(Phase::ALL.len(), recorded_phase::PHASE_COUNT.0 as usize);
+        assert_eq!(Record::default().seen.len(), Phase::ALL.len() * Abi::ALL.len() * SYSCALL_SLOTS);
     }
 
     #[test]
-    fn every_row_reads_back_under_its_abi() {
+    fn every_row_reads_back_under_its_phase_and_abi() {
         let mut r = new(1, 2, 3);
-        for abi in Abi::ALL {
-            r.seen[row(abi) * SYSCALL_SLOTS + SYSCALL_SLOTS - 1] = 1;
+        for (i, phase) in Phase::ALL.into_iter().enumerate() {
+            for abi in Abi::ALL {
+                r.seen[row(phase, abi) * SYSCALL_SLOTS + SYSCALL_SLOTS - 1 - i] = 1;
+            }
         }
         r.out_of_range = 4;
-        let set = syscalls(&r);
-        for abi in Abi::ALL {
-            assert!(set.contains(abi, SYSCALL_SLOTS as u32 - 1), "{abi}");
-            assert!(!set.contains(abi, 0), "{abi}");
+        let mut observed = observed(&r);
+        for (i, phase) in Phase::ALL.into_iter().enumerate() {
+            let set = observed.phase_mut(phase);
+            for abi in Abi::ALL {
+                assert!(set.contains(abi, (SYSCALL_SLOTS - 1 - i) as u32), "{phase:?} {abi}");
+                assert_eq!(set.numbers(abi).count(), 1, "{phase:?} {abi}");
+            }
         }
-        assert_eq!(set.out_of_range, 4);
+        assert_eq!(observed.out_of_range, 4);
     }
 }

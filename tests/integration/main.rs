@@ -8,9 +8,11 @@
 mod support;
 
 mod hostile_inputs;
+mod minimal;
 mod packaging;
 mod pin_home;
 mod podman_errors;
 mod podman_profiles;
+mod precise_profiles;
 mod record;
 mod shared_recorder;

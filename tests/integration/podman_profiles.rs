@@ -12,7 +12,7 @@ use crate::support::{
     PROBE_IN_IMAGE as PROBE, UNUSUAL,
 };
 
-const PROBE32: &str = "/usr/local/bin/sysprobe32";
+use hook_test_support::PROBE32_IN_IMAGE as PROBE32;
 
 fn assert_contains_all(names: &[String], wanted: &[&str]) {
     for w in wanted {

@@ -20,6 +20,8 @@ pub use oci_seccomp_bpf_hook::log_event::{TracerEnded, TracerStarted};
 pub const IMAGE: &str = "localhost/seccomp-fixture:latest";
 /// Where sysprobe (tests/fixtures/sysprobe.c) sits in the image.
 pub const PROBE_IN_IMAGE: &str = "/usr/local/bin/sysprobe";
+/// Its 32-bit build (`-m32`), beside it.
+pub const PROBE32_IN_IMAGE: &str = "/usr/local/bin/sysprobe32";
 /// The syscalls `sysprobe unusual` makes and a plain program does not.
 pub const UNUSUAL: [&str; 5] = ["personality", "sched_get_priority_max", "getcpu", "times", "sysinfo"];
 

@@ -1,0 +1,157 @@
+//! From what the recorder observed to what the profile allows.
+//!
+//! The BPF program files every syscall of a container under a phase
+//! (`enum recorded_phase` in bpf/recorder.h, decided in recorder.bpf.c):
+//! - filtered: the task's seccomp filter was in force, so a replay's filter
+//!   sees this call too: the workload, and the runtime's last steps between
+//!   attaching the filter and exec'ing the entrypoint;
+//! - unfiltered workload: no filter, a program of the container's own
+//!   (a container run with `seccomp=unconfined` or `--privileged`);
+//! - runtime setup: no filter, the runtime's own program (mounts, pivot_root,
+//!   sethostname, its own seccomp()): what the container's filter never sees.
+//!
+//! Filtered and unfiltered-workload calls are allowed. Runtime setup is not,
+//! with two exceptions that a replay needs and one run cannot show:
+//! - the hand-off: a container recorded without a filter is replayed with
+//!   one, and then the runtime makes its last steps under it. Those steps are
+//!   the [`HANDOFF`] calls its setup made (measured below); they are added
+//!   when nothing was recorded under a filter.
+//! - a threaded runtime: runc is a Go program, whose other threads wake,
+//!   sleep, yield and preempt each other at moments no run can predict, also
+//!   after the filter is attached (`tgkill` appeared in 7 of 8 runs,
+//!   `sched_yield` in 3). When the runtime's setup shows threads being woken
+//!   (`futex`), [`THREADED_RUNTIME`] is added as a whole, so every run gives
+//!   the same profile.
+//!
+//! Both lists are names, resolved per ABI by libseccomp; they are derived from
+//! measurement (README, "Precise profiles") and a test fails when a runtime
+//! needs something outside them.
+
+use libseccomp::ScmpSyscall;
+
+use crate::syscalls::{Abi, SyscallSet};
+
+/// Why a syscall was recorded, in the order of `enum recorded_phase`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Filtered,
+    UnfilteredWorkload,
+    RuntimeSetup,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 3] = [Phase::Filtered, Phase::UnfilteredWorkload, Phase::RuntimeSetup];
+}
+
+/// What OCI runtimes call between attaching the container's filter and
+/// exec'ing its entrypoint (runc 1.1 and 1.3: capabilities, user, the exec
+/// fifo, the executable's lookup; crun 1.8 to 1.28: capabilities, user,
+/// signal mask, the sync socket).
+pub const HANDOFF: &[&str] = &[
+    "capget",
+    "capset",
+    "chdir",
+    "close",
+    "close_range",
+    "epoll_ctl",
+    "execve",
+    "faccessat2",
+    "fcntl",
+    "fstat",
+    "fstatfs",
+    "futex",
+    "getcwd",
+    "getdents64",
+    "getpid",
+    "getppid",
+    "newfstatat",
+    "openat",
+    "prctl",
+    "pselect6",
+    "read",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "setgid",
+    "setgroups",
+    "setresgid",
+    "setresuid",
+    "setuid",
+    "write",
+];
+
+/// What a Go runtime's threads may call at any moment: wake and wait
+/// (futex), sleep (nanosleep), yield (sched_yield), preempt a thread with a
+/// signal (getpid, tgkill). Signal returns are always allowed (profile.rs).
+pub const THREADED_RUNTIME: &[&str] = &["futex", "getpid", "nanosleep", "sched_yield", "tgkill"];
+
+/// The call whose presence in the runtime's setup shows it has threads to
+/// wake: a single-threaded runtime never needs it.
+const THREADS_WOKEN: &str = "futex";
+
+/// A container's recording, by phase.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub filtered: SyscallSet,
+    pub unfiltered_workload: SyscallSet,
+    pub runtime_setup: SyscallSet,
+    /// Entries whose number was outside the recorder's table.
+    pub out_of_range: u64,
+}
+
+impl Observed {
+    pub fn phase_mut(&mut self, phase: Phase) -> &mut SyscallSet {
+        match phase {
+            Phase::Filtered => &mut self.filtered,
+            Phase::UnfilteredWorkload => &mut self.unfiltered_workload,
+            Phase::RuntimeSetup => &mut self.runtime_setup,
+        }
+    }
+
+    /// Whether a filter was ever in force for the container's tasks.
+    pub fn had_filter(&self) -> bool {
+        !self.filtered.is_empty()
+    }
+
+    /// Whether the runtime's setup shows a threaded runtime.
+    pub fn threaded_runtime(&self) -> bool {
+        Abi::ALL.iter().any(|&abi| numbers(abi, &[THREADS_WOKEN]).any(|nr| self.runtime_setup.contains(abi, nr)))
+    }
+
+    /// What the profile allows: see the module's documentation.
+    pub fn allowed(&self) -> SyscallSet {
+        let mut out = self.filtered.clone();
+        out.extend(&self.unfiltered_workload);
+        if out.is_empty() {
+            return out;
+        }
+        let setup_abis: Vec<Abi> =
+            Abi::ALL.into_iter().filter(|&a| self.runtime_setup.numbers(a).next().is_some()).collect();
+        if !self.had_filter() {
+            for &abi in &setup_abis {
+                for nr in numbers(abi, HANDOFF).filter(|&nr| self.runtime_setup.contains(abi, nr)) {
+                    out.insert(abi, nr);
+                }
+            }
+        }
+        if self.threaded_runtime() {
+            for &abi in &setup_abis {
+                for nr in numbers(abi, THREADED_RUNTIME) {
+                    out.insert(abi, nr);
+                }
+            }
+        }
+        out.out_of_range = self.out_of_range;
+        out
+    }
+}
+
+/// The numbers of `names` in `abi`'s table (names it lacks are skipped).
+fn numbers(abi: Abi, names: &'static [&'static str]) -> impl Iterator<Item = u32> {
+    names.iter().filter_map(move |name| {
+        let nr = i32::from(ScmpSyscall::from_name_by_arch(name, abi.scmp_arch()).ok()?);
+        abi.recorder_number(nr)
+    })
+}
+
+#[cfg(test)]
+mod tests;

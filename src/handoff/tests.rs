@@ -1,0 +1,73 @@
+use super::*;
+
+fn set(abi: Abi, names: &[&str]) -> SyscallSet {
+    let mut s = SyscallSet::default();
+    for name in names {
+        let nr = i32::from(ScmpSyscall::from_name_by_arch(name, abi.scmp_arch()).unwrap());
+        s.insert(abi, abi.recorder_number(nr).unwrap());
+    }
+    s
+}
+
+fn names(s: &SyscallSet) -> Vec<String> {
+    s.named().names.into_iter().collect()
+}
+
+#[test]
+fn the_runtime_setup_is_not_allowed_under_a_filter() {
+    let observed = Observed {
+        filtered: set(Abi::X86_64, &["capset", "execve", "exit_group"]),
+        runtime_setup: set(Abi::X86_64, &["mount", "pivot_root", "close", "write"]),
+        ..Default::default()
+    };
+    assert_eq!(names(&observed.allowed()), ["capset", "execve", "exit_group"]);
+}
+
+#[test]
+fn without_a_filter_the_handoff_calls_of_the_setup_are_added() {
+    let observed = Observed {
+        unfiltered_workload: set(Abi::X86_64, &["exit_group", "write"]),
+        runtime_setup: set(Abi::X86_64, &["mount", "pivot_root", "capset", "setresuid", "execve"]),
+        ..Default::default()
+    };
+    assert_eq!(names(&observed.allowed()), ["capset", "execve", "exit_group", "setresuid", "write"]);
+}
+
+#[test]
+fn a_threaded_runtime_gets_its_whole_background_set() {
+    let observed = Observed {
+        filtered: set(Abi::X86_64, &["execve", "futex"]),
+        runtime_setup: set(Abi::X86_64, &["futex", "clone", "mount"]),
+        ..Default::default()
+    };
+    assert!(observed.threaded_runtime());
+    let allowed = names(&observed.allowed());
+    for name in THREADED_RUNTIME {
+        assert!(allowed.contains(&name.to_string()), "{name} missing from {allowed:?}");
+    }
+    assert!(!allowed.contains(&"clone".to_string()) && !allowed.contains(&"mount".to_string()));
+}
+
+#[test]
+fn a_single_threaded_runtime_gets_no_background_set() {
+    let observed = Observed {
+        filtered: set(Abi::X86_64, &["execve"]),
+        runtime_setup: set(Abi::X86_64, &["mount", "read"]),
+        ..Default::default()
+    };
+    assert!(!observed.threaded_runtime());
+    assert_eq!(names(&observed.allowed()), ["execve"]);
+}
+
+#[test]
+fn nothing_recorded_allows_nothing() {
+    let observed = Observed { runtime_setup: set(Abi::X86_64, &["futex", "capset"]), ..Default::default() };
+    assert!(observed.allowed().is_empty());
+}
+
+#[test]
+fn every_listed_name_is_known_to_libseccomp_on_x86_64() {
+    for name in HANDOFF.iter().chain(THREADED_RUNTIME) {
+        assert!(ScmpSyscall::from_name_by_arch(name, Abi::X86_64.scmp_arch()).is_ok(), "{name}");
+    }
+}

@@ -1,0 +1,160 @@
+//! Precise profiles: a corpus of workloads, each recorded many times under
+//! runc and crun. Every recording must give the same profile, replay with
+//! the same output and exit code, and hold none of the runtime's setup
+//! syscalls (which the container's filter never sees).
+
+use std::path::Path;
+use std::process::Output;
+
+use rstest::rstest;
+use serde_json::Value;
+
+use hook_test_support::PROBE_IN_IMAGE as PROBE;
+
+use crate::support::{allowed, assert_same, stderr, stdout, wait_for_profile, Podman};
+
+use hook_test_support::PROBE32_IN_IMAGE as PROBE32;
+
+/// What runtimes do to set a container up, before its filter: none of the
+/// corpus's workloads calls them, so none may appear in a profile.
+pub const SETUP_ONLY: [&str; 7] = ["mount", "umount2", "pivot_root", "sethostname", "setns", "unshare", "keyctl"];
+
+/// How many recordings each case makes: 20 by default (the bar),
+/// fewer where podman is slow (the VM matrix sets it).
+pub fn recordings() -> usize {
+    std::env::var("OCI_HOOK_TEST_RECORDINGS").ok().and_then(|v| v.parse().ok()).unwrap_or(20)
+}
+
+/// A workload of the corpus: the command, and the podman options of the
+/// recorded run (the replay drops them: its filter is the profile).
+pub struct Case {
+    pub cmd: &'static [&'static str],
+    pub record_options: &'static [&'static str],
+}
+
+pub const TRUE: Case = Case { cmd: &["/bin/true"], record_options: &[] };
+pub const ECHO: Case = Case { cmd: &["/bin/echo", "hello"], record_options: &[] };
+pub const LS: Case = Case { cmd: &["/bin/ls", "/"], record_options: &[] };
+pub const PIPELINE: Case = Case { cmd: &["/bin/sh", "-c", "echo a b c | wc -w"], record_options: &[] };
+pub const THREADS: Case = Case { cmd: &[PROBE, "threads"], record_options: &[] };
+pub const COMPAT_32BIT: Case = Case { cmd: &[PROBE32, "getpid"], record_options: &[] };
+pub const UNCONFINED: Case =
+    Case { cmd: &["/bin/echo", "hello"], record_options: &["--security-opt", "seccomp=unconfined"] };
+pub const PRIVILEGED: Case = Case { cmd: &["/bin/echo", "hello"], record_options: &["--privileged"] };
+
+/// Records `case` once into `out`; returns the profile and podman's output.
+pub fn record(p: &Podman, case: &Case, out: &Path) -> (Value, Output) {
+    let _ = std::fs::remove_file(out);
+    let o = p.trace_with(&format!("of:{}", out.display()), case.record_options, case.cmd);
+    assert!(o.status.success(), "traced run of {:?} failed: {}{}", case.cmd, stdout(&o), stderr(&o));
+    (wait_for_profile(out), o)
+}
+
+/// The allowed names, sorted, with the architectures: what must not vary.
+fn essence(profile: &Value) -> (Vec<String>, Value) {
+    let mut names = allowed(profile);
+    names.sort();
+    (names, profile["architectures"].clone())
+}
+
+fn assert_no_setup_syscalls(profile: &Value, what: &str) {
+    let names = allowed(profile);
+    let found: Vec<&str> = SETUP_ONLY.iter().copied().filter(|s| names.iter().any(|n| n == s)).collect();
+    assert!(found.is_empty(), "{what}: runtime setup syscalls {found:?} in the profile {names:?}");
+}
+
+/// Records the case `recordings()` times; every profile must be the same,
+/// free of setup syscalls, and replay like the recorded run.
+fn assert_precise(runtime: &'static str, case: &Case) {
+    let Some(p) = Podman::new(runtime) else { return };
+    let mut first: Option<(Vec<String>, Value)> = None;
+    for i in 0..recordings() {
+        let out = p.path(&format!("run-{i}.json"));
+        let (profile, recorded) = record(&p, case, &out);
+        let what = format!("{runtime} {:?}, recording {i}", case.cmd);
+        assert_no_setup_syscalls(&profile, &what);
+        let essence = essence(&profile);
+        match &first {
+            None => first = Some(essence),
+            Some(f) => assert_eq!(&essence, f, "{what} differs from the first recording"),
+        }
+        let again = p.replay(&out, case.cmd);
+        if (again.status.code(), stdout(&again)) != (recorded.status.code(), stdout(&recorded)) {
+            println!("{what}: the profile:\n{profile}\nthe hook's log:\n{}", p.hook_log());
+        }
+        assert_same(&recorded, &again, case.cmd);
+    }
+    let (names, _) = first.unwrap_or_default();
+    println!(
+        "{runtime} {:?}: {} names, the same in {} recordings: {}",
+        case.cmd,
+        names.len(),
+        recordings(),
+        names.join(" ")
+    );
+}
+
+#[rstest]
+#[case::true_runc("runc", &TRUE)]
+#[case::true_crun("crun", &TRUE)]
+#[case::echo_runc("runc", &ECHO)]
+#[case::echo_crun("crun", &ECHO)]
+#[case::ls_runc("runc", &LS)]
+#[case::ls_crun("crun", &LS)]
+#[case::pipeline_runc("runc", &PIPELINE)]
+#[case::pipeline_crun("crun", &PIPELINE)]
+#[case::threads_runc("runc", &THREADS)]
+#[case::threads_crun("crun", &THREADS)]
+#[case::compat_32bit_runc("runc", &COMPAT_32BIT)]
+#[case::compat_32bit_crun("crun", &COMPAT_32BIT)]
+#[case::unconfined_runc("runc", &UNCONFINED)]
+#[case::unconfined_crun("crun", &UNCONFINED)]
+#[case::privileged_runc("runc", &PRIVILEGED)]
+#[case::privileged_crun("crun", &PRIVILEGED)]
+fn recordings_are_identical_replay_and_hold_no_setup(#[case] runtime: &'static str, #[case] case: &Case) {
+    assert_precise(runtime, case);
+}
+
+/// Every thread of a multi-threaded workload is recorded: each thread makes
+/// a syscall of its own.
+#[rstest]
+#[case::runc("runc")]
+#[case::crun("crun")]
+fn every_thread_is_recorded(#[case] runtime: &'static str) {
+    let Some(p) = Podman::new(runtime) else { return };
+    let (profile, _) = record(&p, &THREADS, &p.path("threads.json"));
+    let names = allowed(&profile);
+    for wanted in ["getpriority", "sched_getscheduler", "clone3"] {
+        let found = names.iter().any(|n| n == wanted) || (wanted == "clone3" && names.iter().any(|n| n == "clone"));
+        assert!(found, "{wanted} missing from {names:?}");
+    }
+}
+
+/// A `podman exec` session is recorded from its own filter on, not from the
+/// exec runtime's setup: the same profile every time, and the session and
+/// container replay under it.
+#[rstest]
+#[case::runc("runc")]
+#[case::crun("crun")]
+fn exec_sessions_are_precise(#[case] runtime: &'static str) {
+    let Some(p) = Podman::new(runtime) else { return };
+    let mut first: Option<Vec<String>> = None;
+    for i in 0..recordings() {
+        let out = p.path(&format!("exec-{i}.json"));
+        let name = p.start_sleeper(&format!("exec-{i}"), p.run_args().traced_into(&out));
+        let o = p.podman(&["exec", &name, PROBE, "unusual"]);
+        assert_eq!(stdout(&o), "unusual: ok\n", "{}", stderr(&o));
+        assert!(p.podman(&["rm", "-f", "-t", "0", &name]).status.success());
+        let profile = wait_for_profile(&out);
+        assert_no_setup_syscalls(&profile, &format!("{runtime} exec session, recording {i}"));
+        let (names, _) = essence(&profile);
+        match &first {
+            None => first = Some(names),
+            Some(f) => assert_eq!(&names, f, "{runtime} exec recording {i} differs from the first"),
+        }
+        let replay = p.start_sleeper(&format!("exec-replay-{i}"), p.run_args().confined_by(&out));
+        let o = p.podman(&["exec", &replay, PROBE, "unusual"]);
+        p.podman(&["rm", "-f", "-t", "0", &replay]);
+        assert_eq!(stdout(&o), "unusual: ok\n", "exec under the profile: {}", stderr(&o));
+    }
+}
