@@ -20,6 +20,9 @@ use crate::support::{allowed, skip, stdout, Podman};
 /// then (a Go runtime's preemption signal) is kept more often with more.
 const TRIES: usize = 2;
 
+/// Seconds a candidate replay may run: far more than any corpus case needs.
+const REPLAY_TIMEOUT: &str = "20";
+
 /// The bound this recorder meets on the corpus (see the README's table).
 const BOUND: f64 = 1.8;
 
@@ -34,7 +37,9 @@ pub fn minimize(p: &Podman, profile: &Value, cmd: &[&str], expected: &Output, sc
         candidate["syscalls"] = json!([{"names": trial, "action": "SCMP_ACT_ALLOW"}]);
         std::fs::write(scratch, candidate.to_string()).unwrap();
         let same = (0..TRIES).all(|_| {
-            let again = p.replay(scratch, cmd);
+            // A shell denied wait4 may wait forever: podman kills it.
+            let again =
+                p.podman(&p.run_args().rm().confined_by(scratch).flags(&["--timeout", REPLAY_TIMEOUT]).args(cmd));
             (again.status.code(), stdout(&again)) == (expected.status.code(), stdout(expected))
         });
         if same {
