@@ -269,5 +269,4 @@ fn random_u64() -> nix::Result<u64> {
 }
 
 #[cfg(test)]
-#[path = "output_dir_tests.rs"]
 mod tests;
