@@ -8,7 +8,8 @@
 //! those are what separates the two counts.
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
 
 use rstest::rstest;
 use serde_json::{json, Value};
@@ -20,8 +21,11 @@ use crate::support::{allowed, skip, stdout, Podman};
 /// then (a Go runtime's preemption signal) is kept more often with more.
 const TRIES: usize = 2;
 
-/// Seconds a candidate replay may run: far more than any corpus case needs.
-const REPLAY_TIMEOUT: &str = "20";
+/// How long a candidate replay may take: far more than any corpus case
+/// needs. Without a name it waits with (futex, wait4), a runtime or a shell
+/// can wait for good, even before the container starts, where podman's own
+/// `--timeout` does not reach.
+const REPLAY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The bound this recorder meets on the corpus (see the README's table).
 const BOUND: f64 = 1.8;
@@ -37,16 +41,70 @@ pub fn minimize(p: &Podman, profile: &Value, cmd: &[&str], expected: &Output, sc
         candidate["syscalls"] = json!([{"names": trial, "action": "SCMP_ACT_ALLOW"}]);
         std::fs::write(scratch, candidate.to_string()).unwrap();
         let same = (0..TRIES).all(|_| {
-            // A shell denied wait4 may wait forever: podman kills it.
-            let again =
-                p.podman(&p.run_args().rm().confined_by(scratch).flags(&["--timeout", REPLAY_TIMEOUT]).args(cmd));
-            (again.status.code(), stdout(&again)) == (expected.status.code(), stdout(expected))
+            let again = replay_bounded(p, scratch, cmd);
+            again.is_some_and(|a| (a.status.code(), stdout(&a)) == (expected.status.code(), stdout(expected)))
         });
         if same {
             keep = trial;
         }
     }
     keep
+}
+
+/// Replays `cmd` under `profile`; None when it did not end in time, after
+/// killing the container's processes (podman, conmon, the runtime and what
+/// it started) and removing the container.
+fn replay_bounded(p: &Podman, profile: &Path, cmd: &[&str]) -> Option<Output> {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("minimal-{}-{}-{n}", p.runtime, std::process::id());
+    let args = p.run_args().rm().name(&name).confined_by(profile).args(cmd);
+    let mut child =
+        p.podman_command().args(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("podman runs");
+    let deadline = Instant::now() + REPLAY_TIMEOUT;
+    while Instant::now() < deadline {
+        if child.try_wait().expect("podman can be waited for").is_some() {
+            return Some(child.wait_with_output().expect("podman's output"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let id = stdout(&p.podman(&["inspect", "--format", "{{.Id}}", &name])).trim().to_string();
+    let _ = child.kill();
+    let _ = child.wait();
+    if !id.is_empty() {
+        kill_trees(&id);
+    }
+    p.podman(&["rm", "-f", "-t", "0", &name]);
+    None
+}
+
+/// SIGKILLs every process whose command line names `id` (conmon, the
+/// runtime) and everything below them.
+fn kill_trees(id: &str) {
+    let procs: Vec<(i32, i32, String)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let ppid = stat[stat.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok()?;
+            let cmdline = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).ok()?).into_owned();
+            Some((pid, ppid, cmdline))
+        })
+        .collect();
+    let mut doomed: Vec<i32> = procs.iter().filter(|(_, _, c)| c.contains(id)).map(|(pid, _, _)| *pid).collect();
+    let mut i = 0;
+    while i < doomed.len() {
+        let parent = doomed[i];
+        let children: Vec<i32> =
+            procs.iter().filter(|(pid, ppid, _)| *ppid == parent && !doomed.contains(pid)).map(|p| p.0).collect();
+        doomed.extend(children);
+        i += 1;
+    }
+    for pid in doomed {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    }
 }
 
 fn without_baseline_rules(profile: &Value) -> bool {

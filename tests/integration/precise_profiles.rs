@@ -148,6 +148,9 @@ fn exec_sessions_are_precise(#[case] runtime: &'static str) {
         let profile = wait_for_profile(&out);
         assert_no_setup_syscalls(&profile, &format!("{runtime} exec session, recording {i}"));
         let (names, _) = essence(&profile);
+        if i == 0 {
+            println!("{runtime} exec session: {} names: {}", names.len(), names.join(" "));
+        }
         match &first {
             None => first = Some(names),
             Some(f) => assert_eq!(&names, f, "{runtime} exec recording {i} differs from the first"),

@@ -124,6 +124,11 @@ impl Podman {
         self.work.path().join(name)
     }
 
+    /// podman wired like `podman()`, to spawn rather than wait for.
+    pub fn podman_command(&self) -> Command {
+        self.cli.command()
+    }
+
     pub fn podman<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Output {
         self.cli.output(args).unwrap()
     }
