@@ -25,7 +25,7 @@ const TRIES: usize = 2;
 /// needs. Without a name it waits with (futex, wait4), a runtime or a shell
 /// can wait for good, even before the container starts, where podman's own
 /// `--timeout` does not reach.
-const REPLAY_TIMEOUT: Duration = Duration::from_secs(30);
+const REPLAY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The bound this recorder meets on the corpus (see the README's table).
 const BOUND: f64 = 1.8;
