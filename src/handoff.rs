@@ -11,7 +11,8 @@
 //!   sethostname, its own seccomp()): what the container's filter never sees.
 //!
 //! Filtered and unfiltered-workload calls are allowed. Runtime setup is not,
-//! with two exceptions that a replay needs and one run cannot show:
+//! with two exceptions that a replay needs and one run cannot show (and one
+//! addition to the workload's own calls):
 //! - the hand-off: a container recorded without a filter is replayed with
 //!   one, and then the runtime makes its last steps under it. Those steps are
 //!   the [`HANDOFF`] calls its setup made (measured below); they are added
@@ -22,8 +23,11 @@
 //!   `sched_yield` in 3). When the runtime's setup shows threads being woken
 //!   (`futex`), [`THREADED_RUNTIME`] is added as a whole, so every run gives
 //!   the same profile.
+//! - timing: a program that starts threads may or may not wait for them with
+//!   futex, by timing alone; [`TIMING_DEPENDENT`] adds such calls whenever
+//!   what shows the situation (clone3, clone) was recorded.
 //!
-//! Both lists are names, resolved per ABI by libseccomp; they are derived from
+//! The lists are names, resolved per ABI by libseccomp; they are derived from
 //! measurement (README, "Precise profiles") and a test fails when a runtime
 //! needs something outside them.
 
@@ -88,6 +92,13 @@ pub const THREADED_RUNTIME: &[&str] = &["futex", "getpid", "nanosleep", "sched_y
 /// wake: a single-threaded runtime never needs it.
 const THREADS_WOKEN: &str = "futex";
 
+/// Calls a run makes or not by timing alone, keyed by the call that shows
+/// the workload is where they happen: a program that starts threads or
+/// children (clone3, clone) waits for them with futex only when one is still
+/// running when it joins (1 recording in 12 of a two-thread program had
+/// none). Allowed whenever the key was recorded, so every run agrees.
+const TIMING_DEPENDENT: &[(&str, &[&str])] = &[("clone3", &["futex"]), ("clone", &["futex"])];
+
 /// A container's recording, by phase.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
@@ -133,6 +144,15 @@ impl Observed {
                 }
             }
         }
+        for &(key, companions) in TIMING_DEPENDENT {
+            let abis: Vec<Abi> =
+                Abi::ALL.into_iter().filter(|&abi| numbers(abi, &[key]).any(|nr| out.contains(abi, nr))).collect();
+            for abi in abis {
+                for nr in numbers(abi, companions) {
+                    out.insert(abi, nr);
+                }
+            }
+        }
         if self.threaded_runtime() {
             for &abi in &setup_abis {
                 for nr in numbers(abi, THREADED_RUNTIME) {
@@ -146,7 +166,7 @@ impl Observed {
 }
 
 /// The numbers of `names` in `abi`'s table (names it lacks are skipped).
-fn numbers(abi: Abi, names: &'static [&'static str]) -> impl Iterator<Item = u32> {
+fn numbers<'a>(abi: Abi, names: &'a [&'a str]) -> impl Iterator<Item = u32> + 'a {
     names.iter().filter_map(move |name| {
         let nr = i32::from(ScmpSyscall::from_name_by_arch(name, abi.scmp_arch()).ok()?);
         abi.recorder_number(nr)

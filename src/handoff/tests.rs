@@ -71,3 +71,11 @@ fn every_listed_name_is_known_to_libseccomp_on_x86_64() {
         assert!(ScmpSyscall::from_name_by_arch(name, Abi::X86_64.scmp_arch()).is_ok(), "{name}");
     }
 }
+
+#[test]
+fn a_program_that_starts_threads_may_always_wait_for_them() {
+    let observed = Observed { filtered: set(Abi::X86_64, &["clone3", "execve"]), ..Default::default() };
+    assert_eq!(names(&observed.allowed()), ["clone3", "execve", "futex"]);
+    let single = Observed { filtered: set(Abi::X86_64, &["execve", "exit_group"]), ..Default::default() };
+    assert_eq!(names(&single.allowed()), ["execve", "exit_group"]);
+}
