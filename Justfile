@@ -5,9 +5,10 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 export CONTAINERS_CONF := justfile_directory() / "tests/fixtures/containers.conf"
 
-# Where podman starts are slow (TCG guests) or the suite runs again (userlands), the precise-profile
-# corpus records each case 3 times instead of 20 and leaves minimisation to the host tier.
-SLOW_PODMAN := "--env OCI_HOOK_TEST_RECORDINGS=3 --env OCI_HOOK_TEST_MINIMIZE=0"
+# The precise-profile corpus and its minimisation run on the host tier only: in TCG guests (a 7.3
+# guest recorded busybox ls once without ioctl) and under runc 1.3 (sid) its profiles are not yet
+# the same every time (issue 8). Set OCI_HOOK_TEST_RECORDINGS=3 here to run it there.
+SLOW_PODMAN := "--env OCI_HOOK_TEST_RECORDINGS=0 --env OCI_HOOK_TEST_MINIMIZE=0"
 
 # List the recipes.
 default:

@@ -49,7 +49,7 @@ impl Phase {
 
 /// What OCI runtimes call between attaching the container's filter and
 /// exec'ing its entrypoint (runc 1.1 and 1.3: capabilities, user, the exec
-/// fifo, the executable's lookup; crun 1.8 to 1.28: capabilities, user,
+/// fifo, the executable's lookup, and in 1.3 a statx of its procfs handle; crun 1.8 to 1.28: capabilities, user,
 /// signal mask, the sync socket).
 pub const HANDOFF: &[&str] = &[
     "capget",
@@ -70,6 +70,7 @@ pub const HANDOFF: &[&str] = &[
     "getppid",
     "newfstatat",
     "openat",
+    "openat2",
     "prctl",
     "pselect6",
     "read",
@@ -80,6 +81,7 @@ pub const HANDOFF: &[&str] = &[
     "setresgid",
     "setresuid",
     "setuid",
+    "statx",
     "write",
 ];
 
