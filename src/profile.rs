@@ -2,7 +2,7 @@
 //! `podman run --security-opt seccomp=FILE` reads, and the merge of a
 //! recording into a baseline profile.
 //!
-//! Fields we do not interpret (`flags`, `listenerPath`, a rule's `args`,
+//! Fields we do not interpret (`flags`, `listenerPath`,
 //! `includes`, `excludes`, `errnoRet`, `comment`, and anything newer) are kept
 //! in `extra` so a baseline passes through verbatim.
 
@@ -63,9 +63,34 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub names: Option<Vec<String>>,
     pub action: String,
+    /// Conditions on the syscall's arguments; the rule applies when all hold
+    /// (an Option so that a baseline's `"args": []` passes through as is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<Arg>>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+/// One condition on a syscall argument, as containers/common writes it:
+/// `{"index": 0, "value": 16, "valueTwo": 0, "op": "SCMP_CMP_EQ"}`. For
+/// `SCMP_CMP_MASKED_EQ`, `value` is the mask and `valueTwo` the expected
+/// masked value.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Arg {
+    pub index: u32,
+    pub value: u64,
+    #[serde(default)]
+    pub value_two: u64,
+    pub op: String,
+}
+
+pub const CMP_EQ: &str = "SCMP_CMP_EQ";
+pub const CMP_MASKED_EQ: &str = "SCMP_CMP_MASKED_EQ";
+
+/// The comparisons containers/common accepts in `args[].op`.
+const OPS: &[&str] =
+    &["SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", CMP_EQ, "SCMP_CMP_GE", "SCMP_CMP_GT", CMP_MASKED_EQ];
 
 /// Why a profile is not one podman would load.
 #[derive(Debug, Error, PartialEq)]
@@ -84,11 +109,15 @@ pub enum InvalidProfile {
     NoNames { index: usize },
     #[error("syscalls[{index}] has an empty syscall name")]
     EmptyName { index: usize },
+    #[error("syscalls[{index}].args has unknown op {op:?} (expected one of {OPS:?})")]
+    ArgOp { index: usize, op: String },
+    #[error("syscalls[{index}].args has index {arg} (a syscall has arguments 0 to 5)")]
+    ArgIndex { index: usize, arg: u32 },
 }
 
 impl Rule {
     pub fn allow(names: Vec<String>) -> Self {
-        Rule { name: None, names: Some(names), action: ACT_ALLOW.to_string(), extra: Map::new() }
+        Rule { name: None, names: Some(names), action: ACT_ALLOW.to_string(), args: None, extra: Map::new() }
     }
 
     /// Every syscall name the rule speaks of, whatever its action.
@@ -139,6 +168,12 @@ impl Profile {
             }
             if rule.all_names().any(str::is_empty) {
                 return Err(InvalidProfile::EmptyName { index });
+            }
+            if let Some(arg) = rule.args.iter().flatten().find(|a| !OPS.contains(&a.op.as_str())) {
+                return Err(InvalidProfile::ArgOp { index, op: arg.op.clone() });
+            }
+            if let Some(arg) = rule.args.iter().flatten().find(|a| a.index > 5) {
+                return Err(InvalidProfile::ArgIndex { index, arg: arg.index });
             }
         }
         Ok(())

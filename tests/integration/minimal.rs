@@ -52,35 +52,55 @@ pub fn minimize(p: &Podman, profile: &Value, cmd: &[&str], expected: &Output, sc
 }
 
 /// Replays `cmd` under `profile`; None when it did not end in time, after
-/// killing the container's processes (podman, conmon, the runtime and what
-/// it started) and removing the container.
+/// killing the container's processes (conmon, the runtime and what it
+/// started; then podman) and removing the container. The output is small
+/// (the corpus prints a line or two), so the pipe is read once podman is done.
 fn replay_bounded(p: &Podman, profile: &Path, cmd: &[&str]) -> Option<Output> {
     static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = format!("minimal-{}-{}-{n}", p.runtime, std::process::id());
     let args = p.run_args().rm().name(&name).confined_by(profile).args(cmd);
     let mut child =
-        p.podman_command().args(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("podman runs");
-    let deadline = Instant::now() + REPLAY_TIMEOUT;
-    while Instant::now() < deadline {
-        if child.try_wait().expect("podman can be waited for").is_some() {
-            return Some(child.wait_with_output().expect("podman's output"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
+        p.podman_command().args(&args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("podman runs");
+    if let Some(done) = wait_until(&mut child, Instant::now() + REPLAY_TIMEOUT) {
+        return Some(done);
     }
-    let id = stdout(&p.podman(&["inspect", "--format", "{{.Id}}", &name])).trim().to_string();
-    let _ = child.kill();
-    let _ = child.wait();
-    if !id.is_empty() {
-        kill_trees(&id);
+    // Not podman: `podman run` holds the container's lock while the runtime
+    // hangs in create, so `podman inspect` would wait for good. conmon's
+    // command line names the container (`-n NAME`), and the name is ours.
+    kill_trees(&name, child.id() as i32);
+    if wait_until(&mut child, Instant::now() + REPLAY_TIMEOUT).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
     }
-    p.podman(&["rm", "-f", "-t", "0", &name]);
+    let mut rm = p.podman_command();
+    rm.args(["rm", "-f", "-t", "0", &name]).stdout(Stdio::null()).stderr(Stdio::null());
+    let mut rm = rm.spawn().expect("podman rm runs");
+    if wait_until(&mut rm, Instant::now() + REPLAY_TIMEOUT).is_none() {
+        let _ = rm.kill();
+        let _ = rm.wait();
+    }
     None
 }
 
-/// SIGKILLs every process whose command line names `id` (conmon, the
-/// runtime) and everything below them.
-fn kill_trees(id: &str) {
+/// The child's output once it has exited, or None at `deadline`.
+fn wait_until(child: &mut std::process::Child, deadline: Instant) -> Option<Output> {
+    while Instant::now() < deadline {
+        if child.try_wait().expect("a child can be waited for").is_some() {
+            let mut stdout = Vec::new();
+            if let Some(mut pipe) = child.stdout.take() {
+                let _ = std::io::Read::read_to_end(&mut pipe, &mut stdout);
+            }
+            return Some(Output { status: child.wait().ok()?, stdout, stderr: Vec::new() });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// SIGKILLs every process but `spare` whose command line names `id`
+/// (conmon) and everything below them (the runtime, the container).
+fn kill_trees(id: &str, spare: i32) {
     let procs: Vec<(i32, i32, String)> = std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -93,7 +113,8 @@ fn kill_trees(id: &str) {
             Some((pid, ppid, cmdline))
         })
         .collect();
-    let mut doomed: Vec<i32> = procs.iter().filter(|(_, _, c)| c.contains(id)).map(|(pid, _, _)| *pid).collect();
+    let mut doomed: Vec<i32> =
+        procs.iter().filter(|(pid, _, c)| *pid != spare && c.contains(id)).map(|(pid, _, _)| *pid).collect();
     let mut i = 0;
     while i < doomed.len() {
         let parent = doomed[i];
