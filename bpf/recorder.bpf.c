@@ -21,6 +21,8 @@
 
 /* arch/x86/include/asm/thread_info.h: "32bit syscall active"; unchanged since 2.6. */
 #define TS_COMPAT 0x0002
+/* include/uapi/asm-generic/errno-base.h */
+#define EEXIST_ERRNO 17
 /* arch/x86/include/uapi/asm/unistd.h */
 #define X32_SYSCALL_BIT 0x40000000
 
@@ -60,6 +62,23 @@ struct {
 	__type(key, __u32);
 	__array(values, struct record_map);
 } containers SEC(".maps");
+
+/*
+ * Argument values (src/arg_rules.rs): one map for every traced container,
+ * keyed by namespace, watch and value. A hash map because a value must be
+ * added once and atomically (BPF_NOEXIST) by whichever CPU sees it first:
+ * the record's plain stores would let two new values race for one place,
+ * and the atomics that could claim a place are missing on 5.10. Only the
+ * watched syscalls of traced containers reach it. Allocated as values
+ * arrive: an idle recorder holds nothing.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ARG_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct arg_key);
+	__type(value, __u8);
+} arg_values SEC(".maps");
 
 /* The record of mount namespace mntns, or NULL when it is not traced: the
  * untraced path (every other task on the host) finds its slots empty. */
@@ -126,6 +145,57 @@ static __always_inline bool runs_own_program(struct task_struct *task, struct mn
 	return BPF_CORE_READ(mount, mnt_ns) == ns;
 }
 
+/* Argument `index` of the syscall entering with `regs`, by the ABI's
+ * calling convention. */
+static __always_inline __u64 syscall_arg(struct pt_regs *regs, __u32 abi, __u32 index)
+{
+	bool ia32 = abi == ABI_X86;
+
+	switch (index) {
+	case 0:
+		return ia32 ? BPF_CORE_READ(regs, bx) : BPF_CORE_READ(regs, di);
+	case 1:
+		return ia32 ? BPF_CORE_READ(regs, cx) : BPF_CORE_READ(regs, si);
+	case 2:
+		return BPF_CORE_READ(regs, dx);
+	case 3:
+		return ia32 ? BPF_CORE_READ(regs, si) : BPF_CORE_READ(regs, r10);
+	case 4:
+		return ia32 ? BPF_CORE_READ(regs, di) : BPF_CORE_READ(regs, r8);
+	default:
+		return ia32 ? BPF_CORE_READ(regs, bp) : BPF_CORE_READ(regs, r9);
+	}
+}
+
+/* Keeps the watched argument values of syscall `nr`: a map update (a kernel
+ * call) only for the few watched syscalls of traced containers. */
+static __always_inline void keep_args(struct container_record *set, struct pt_regs *regs,
+				      __u32 mntns, __u32 abi, __u32 nr)
+{
+	struct arg_key key = {.mntns = mntns, .abi = abi};
+	__u8 one = 1;
+
+#pragma unroll
+	for (__u32 i = 0; i < ARG_WATCHES; i++) {
+		__u32 at = abi * ARG_WATCHES + i;
+		struct arg_watch *watch = &set->watches[at];
+		long err;
+
+		if (watch->nr != (__s32)nr)
+			continue;
+		/* Past the bound the rule drops its arguments anyway. */
+		if (set->arg_distinct[at] > ARG_VALUES)
+			continue;
+		key.watch = i;
+		key.value = syscall_arg(regs, abi, watch->arg) & watch->mask;
+		err = bpf_map_update_elem(&arg_values, &key, &one, BPF_NOEXIST);
+		if (err == 0)
+			__sync_fetch_and_add(&set->arg_distinct[at], 1);
+		else if (err != -EEXIST_ERRNO)
+			set->arg_lost[at] = 1;
+	}
+}
+
 /*
  * A raw tracepoint, not tp_btf: a tp_btf program makes libbpf parse the whole
  * kernel BTF to find its attach point (9-14 ms per container start), while a
@@ -190,6 +260,10 @@ int BPF_PROG(record_syscall, struct pt_regs *regs, long id)
 	/* Read before write: after the first call the cache line stays shared. */
 	if (!set->seen[slot])
 		set->seen[slot] = 1;
+	/* The runtime's setup never meets the container's filter: its
+	 * arguments (clone with CLONE_NEW*) need no rule. */
+	if (phase != PHASE_RUNTIME_SETUP)
+		keep_args(set, regs, mntns, abi, (__u32)id);
 	return 0;
 }
 
@@ -197,6 +271,7 @@ int BPF_PROG(record_syscall, struct pt_regs *regs, long id)
  * so that the skeleton emits them (src/tracer/record.rs). The tracer does
  * not create the .bss map that holds them. */
 struct container_record _record;
+struct arg_key _arg_key;
 enum recorded_abi _abi;
 enum recorded_phase _phase;
 enum recorder_limits _limits;

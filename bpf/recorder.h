@@ -51,6 +51,37 @@ enum recorder_limits {
 	 */
 	CONTAINER_SLOTS = 4096,
 	CONTAINER_PROBES = 4,
+	/* Syscalls per ABI whose argument values are kept (src/arg_rules.rs
+	 * names them). */
+	ARG_WATCHES = 8,
+	/* Distinct values a rule is written for, per container, ABI and watch;
+	 * the program keeps one more, which shows the bound was passed. */
+	ARG_VALUES = 16,
+	/* Entries of the shared value map: ARG_VALUES + 1 values of every
+	 * watch of every ABI for 40 containers at once (a container past that
+	 * gets names without argument rules, and the log says so). */
+	ARG_ENTRIES = 16384,
+};
+
+/*
+ * An argument the program keeps for one syscall of one ABI: the value of
+ * argument `arg` (0-5) masked with `mask`, for syscall number `nr` (-1: an
+ * unused watch). Written by user space when it registers a container.
+ */
+struct arg_watch {
+	__s32 nr;
+	__u32 arg;
+	__u64 mask;
+};
+
+/* A key of the shared value map: `value` was seen for watch `watch` of ABI
+ * `abi` in the container of mount namespace `mntns`. */
+struct arg_key {
+	__u32 mntns;
+	__u8 abi;
+	__u8 watch;
+	__u16 pad;
+	__u64 value;
 };
 
 /*
@@ -70,6 +101,14 @@ struct container_record {
 	__u8 seen[PHASE_COUNT * ABI_COUNT * SYSCALL_SLOTS];
 	/* Entries whose number is outside the table (e.g. syscall(-1)). */
 	__u64 out_of_range;
+	/* Indexed [abi * ARG_WATCHES + watch]: what to keep (written by user
+	 * space), how many distinct values went into the value map, and 1
+	 * once a value could not be kept (map full): no value is ever lost
+	 * silently, a rule then allows the name without arguments. Only
+	 * calls outside the runtime's setup are kept. */
+	struct arg_watch watches[ABI_COUNT * ARG_WATCHES];
+	__u32 arg_distinct[ABI_COUNT * ARG_WATCHES];
+	__u8 arg_lost[ABI_COUNT * ARG_WATCHES];
 	/* Written by user space only: the registering tracer's pid and start
 	 * time (/proc/PID/stat field 22), so that the next tracer can remove
 	 * the record of one that died without cleaning up. */

@@ -29,6 +29,7 @@ enum { false = 0, true = 1 };
 
 /* BPF map kinds and flags used by the SEC(".maps") definitions. */
 enum bpf_map_type {
+	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_ARRAY = 2,
 	BPF_MAP_TYPE_ARRAY_OF_MAPS = 12,
 };
@@ -38,7 +39,27 @@ enum bpf_func_id {
 	BPF_FUNC_get_current_task_btf = 158,
 };
 
-struct pt_regs;
+/* include/uapi/linux/bpf.h: map update and creation flags. */
+enum {
+	BPF_NOEXIST = 1,
+};
+enum {
+	BPF_F_NO_PREALLOC = 1,
+};
+
+/* arch/x86/include/asm/ptrace.h: the registers that carry syscall
+ * arguments (x86_64: di si dx r10 r8 r9; i386: bx cx dx si di bp). */
+struct pt_regs {
+	unsigned long r10;
+	unsigned long r9;
+	unsigned long r8;
+	unsigned long bp;
+	unsigned long bx;
+	unsigned long dx;
+	unsigned long si;
+	unsigned long di;
+	unsigned long cx;
+} __attribute__((preserve_access_index));
 
 struct ns_common {
 	unsigned int inum;

@@ -33,6 +33,7 @@
 
 use libseccomp::ScmpSyscall;
 
+use crate::arg_rules::ArgValues;
 use crate::syscalls::{Abi, SyscallSet};
 
 /// Why a syscall was recorded, in the order of `enum recorded_phase`.
@@ -124,6 +125,9 @@ pub struct Observed {
     pub runtime_setup: SyscallSet,
     /// Entries whose number was outside the recorder's table.
     pub out_of_range: u64,
+    /// The watched arguments' values outside the runtime's setup
+    /// (arg_rules.rs).
+    pub args: ArgValues,
 }
 
 impl Observed {

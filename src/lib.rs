@@ -3,12 +3,14 @@
 //!
 //! The data flow, one module per step:
 //! [`state`] (OCI state on stdin) -> [`annotation`] -> [`tracer`] (BPF) ->
-//! [`syscalls`] (the recorded set, named) -> [`profile`] (merge) ->
+//! [`handoff`] (what of it the profile allows) -> [`syscalls`] (the set,
+//! named) and [`arg_rules`] (its argument values) -> [`profile`] (merge) ->
 //! [`profile_file`] (checked, written atomically).
 //! The commands that drive it: [`prestart`] (the hook), [`session`] (the
 //! detached tracer process it starts) and [`standalone`] (`record -- CMD`).
 
 pub mod annotation;
+pub mod arg_rules;
 pub mod cli;
 pub mod exit_watch;
 pub mod handoff;

@@ -227,8 +227,13 @@ pub const SIGNAL_SYSCALLS_X86: &[&str] = &["sigreturn"];
 /// What a recording adds to a baseline (or to nothing).
 ///
 /// The baseline's rules come first and verbatim. A recorded syscall is added
-/// to one trailing allow rule only if no baseline rule names it, whatever that
-/// rule's action: a syscall the baseline blocks stays blocked. The filter
+/// only if no baseline rule names it, whatever that rule's action: a syscall
+/// the baseline blocks stays blocked, and a baseline rule with `args` for it
+/// is kept as the only one. Names allowed alone go in one trailing allow
+/// rule; a name with conditions (`recorded.conditions`) gets one allow rule
+/// per condition after it. When `clone` is added but `clone3` is neither
+/// recorded nor named, `clone3` fails with ENOSYS, so that glibc falls back
+/// to `clone`, whose flags a rule can check (see arg_rules.rs). The filter
 /// covers the native ABI and every ABI something was recorded under. The
 /// signal syscalls above join the recorded ones when anything was recorded.
 /// No allow rule is written when there is nothing new to allow.
@@ -246,12 +251,36 @@ pub fn merge(base: Option<&Profile>, recorded: &NamedSyscalls) -> Profile {
     if recorded.abis.contains(&Abi::X86) {
         wanted.extend(SIGNAL_SYSCALLS_X86.iter().map(|s| s.to_string()));
     }
-    let known = out.named_syscalls();
-    let new: Vec<String> = wanted.into_iter().filter(|n| !known.contains(n.as_str())).collect();
-    if !new.is_empty() {
-        out.syscalls.push(Rule::allow(new));
+    let known: BTreeSet<String> = out.named_syscalls().into_iter().map(str::to_string).collect();
+    let new: Vec<String> = wanted.into_iter().filter(|n| !known.contains(n)).collect();
+    let (conditional, plain): (Vec<String>, Vec<String>) =
+        new.iter().cloned().partition(|n| recorded.conditions.get(n).is_some_and(|c| !c.is_empty()));
+    if !plain.is_empty() {
+        out.syscalls.push(Rule::allow(plain));
+    }
+    for name in &conditional {
+        for arg in &recorded.conditions[name] {
+            out.syscalls.push(Rule { args: Some(vec![arg.clone()]), ..Rule::allow(vec![name.clone()]) });
+        }
+    }
+    if new.iter().any(|n| n == CLONE) && !recorded.names.contains(CLONE3) && !known.contains(CLONE3) {
+        out.syscalls.push(Rule::enosys(CLONE3));
     }
     out
+}
+
+const CLONE: &str = "clone";
+const CLONE3: &str = "clone3";
+/// ENOSYS on x86: what a kernel without the syscall returns.
+const ENOSYS: u32 = 38;
+
+impl Rule {
+    /// A rule making `name` fail as if the kernel lacked it.
+    fn enosys(name: &str) -> Self {
+        let mut extra = Map::new();
+        extra.insert("errnoRet".into(), ENOSYS.into());
+        Rule { name: None, names: Some(vec![name.into()]), action: ACT_ERRNO.into(), args: None, extra }
+    }
 }
 
 #[cfg(test)]

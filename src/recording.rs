@@ -1,6 +1,7 @@
 //! The end of a recording: name what was recorded, merge it into the
 //! baseline, write the profile, and say what happened.
 
+use crate::arg_rules::{self, Allowed, Plain};
 use crate::handoff::Observed;
 use crate::output_dir::Output;
 use crate::profile::{self, Profile};
@@ -26,7 +27,18 @@ pub fn write_profile(
         observed.unfiltered_workload.named().names,
         observed.runtime_setup.named().names,
     );
-    let named = set.named();
+    let mut named = set.named();
+    for (name, allowed) in arg_rules::conditions(&observed.args, &set) {
+        match allowed {
+            Allowed::With(conditions) => {
+                named.conditions.insert(name, conditions);
+            }
+            Allowed::Plain(why @ Plain::Unrecorded(_)) => {
+                tracing::debug!("{name} is allowed without argument rules: {why}")
+            }
+            Allowed::Plain(why) => tracing::warn!("{name} is allowed without argument rules: {why}"),
+        }
+    }
     for (abi, nr) in &named.unnamed {
         tracing::warn!(
             "syscall {nr} ({abi}) has no name in libseccomp {}: it cannot be listed in the profile and stays denied",
@@ -41,7 +53,8 @@ pub fn write_profile(
     }
     let merged = profile::merge(base, &named);
     let before = base.map_or(0, |b| b.syscalls.len());
-    let allowed_new = merged.syscalls.get(before).and_then(|r| r.names.as_ref()).map_or(0, Vec::len);
+    let added = merged.syscalls[before..].iter().filter(|r| r.action == profile::ACT_ALLOW);
+    let allowed_new = added.flat_map(|r| r.all_names()).collect::<std::collections::BTreeSet<_>>().len();
     profile_file::write_atomic(output, &merged)?;
     Ok(Summary { recorded: set.len(), allowed_new, unnamed: named.unnamed.len() })
 }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use crate::profile::Arg;
 use libseccomp::{ScmpArch, ScmpSyscall};
 
 /// arch/x86/include/uapi/asm/unistd.h: x32 numbers carry it.
@@ -44,7 +45,7 @@ impl Abi {
 
     /// The number libseccomp's x32 table uses carries the x32 bit; the BPF
     /// side strips it to index its table.
-    fn libseccomp_number(self, nr: u32) -> i32 {
+    pub(crate) fn libseccomp_number(self, nr: u32) -> i32 {
         match self {
             Abi::X32 => (nr | X32_SYSCALL_BIT) as i32,
             _ => nr as i32,
@@ -86,6 +87,9 @@ pub struct NamedSyscalls {
     pub abis: BTreeSet<Abi>,
     /// (ABI, number) pairs libseccomp has no name for.
     pub unnamed: Vec<(Abi, u32)>,
+    /// Names allowed only under these conditions, one rule each
+    /// (arg_rules.rs); a name in `names` without an entry is allowed alone.
+    pub conditions: BTreeMap<String, Vec<Arg>>,
 }
 
 impl SyscallSet {

@@ -18,6 +18,7 @@ fn recorded(names: &[&str], abis: &[Abi]) -> NamedSyscalls {
         names: names.iter().map(|s| s.to_string()).collect(),
         abis: abis.iter().copied().collect(),
         unnamed: Vec::new(),
+        conditions: Default::default(),
     }
 }
 
@@ -220,4 +221,48 @@ fn signal_syscalls_are_always_allowed_unless_the_baseline_names_them() {
         "syscalls": [{"names": ["rt_sigreturn"], "action": "SCMP_ACT_KILL"}]}));
     let out = merge(Some(&base), &recorded(&["read"], &[Abi::X86_64]));
     assert!(!out.syscalls[1].all_names().any(|n| n == "rt_sigreturn"), "blocked stays blocked");
+}
+
+fn socket_family(value: u64) -> Arg {
+    Arg { index: 0, value, value_two: 0, op: CMP_EQ.into() }
+}
+
+#[test]
+fn conditions_give_one_rule_per_value_after_the_plain_names() {
+    let mut rec = recorded(&["read", "socket"], &[Abi::X86_64]);
+    rec.conditions.insert("socket".into(), vec![socket_family(1), socket_family(2)]);
+    let out = merge(None, &rec);
+    assert_eq!(out.syscalls[0], allow_with_signals(&["read"]));
+    for (rule, family) in out.syscalls[1..].iter().zip([1, 2]) {
+        assert_eq!(rule.names.as_deref(), Some(&["socket".to_string()][..]));
+        assert_eq!((rule.action.as_str(), rule.args.as_deref()), (ACT_ALLOW, Some(&[socket_family(family)][..])));
+    }
+    assert_eq!(out.syscalls.len(), 3);
+    out.validate().unwrap();
+}
+
+#[test]
+fn a_baseline_naming_the_syscall_keeps_its_rule_alone() {
+    let base = parse(full_profile());
+    let mut rec = recorded(&["personality"], &[Abi::X86_64]);
+    rec.conditions.insert("personality".into(), vec![socket_family(8)]);
+    let out = merge(Some(&base), &rec);
+    let personality: Vec<&Rule> = out.syscalls.iter().filter(|r| r.all_names().any(|n| n == "personality")).collect();
+    assert_eq!(personality, [&base.syscalls[1]], "the baseline's args rule, and no other");
+}
+
+#[test]
+fn clone_without_clone3_makes_clone3_fail_with_enosys() {
+    let out = merge(None, &recorded(&["clone", "read"], &[Abi::X86_64]));
+    let last = out.syscalls.last().unwrap();
+    assert_eq!((last.names.as_deref(), last.action.as_str()), (Some(&["clone3".to_string()][..]), ACT_ERRNO));
+    assert_eq!(last.extra["errnoRet"], json!(38));
+    for with_clone3 in [recorded(&["clone", "clone3"], &[Abi::X86_64]), recorded(&["read"], &[Abi::X86_64])] {
+        let out = merge(None, &with_clone3);
+        assert!(out.syscalls.iter().all(|r| r.action == ACT_ALLOW), "{:?}", out.syscalls);
+    }
+    let blocked = parse(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": ["clone3"], "action": "SCMP_ACT_KILL"}]}));
+    let out = merge(Some(&blocked), &recorded(&["clone"], &[Abi::X86_64]));
+    assert_eq!(out.syscalls.iter().filter(|r| r.all_names().any(|n| n == "clone3")).count(), 1, "the baseline's");
 }

@@ -14,6 +14,8 @@ pub const DIR_PREFIX: &str = "oci-seccomp-bpf-hook-";
 pub const LINK: &str = "link";
 /// The slot table (`containers` in bpf/recorder.bpf.c).
 pub const SLOTS: &str = "containers";
+/// The argument values of every traced container (`arg_values`).
+pub const ARG_VALUES: &str = "arg-values";
 /// Each traced container's record map is pinned as `record-<mount
 /// namespace inode>`: the list of traced containers.
 pub const RECORD_PREFIX: &str = "record-";

@@ -1,5 +1,5 @@
 //! The shared program: load it (against the cached minimal BTF), attach it
-//! and pin its link and slot table; route libbpf's log to ours.
+//! and pin its link, slot table and value map; route libbpf's log to ours.
 
 use std::fs;
 use std::mem::MaybeUninit;
@@ -11,13 +11,15 @@ use libbpf_rs::{Link, MapHandle};
 use super::skel::RecorderSkelBuilder;
 use super::{kernel_btf, pins, TracerError};
 
-/// Loads the program, attaches it and pins the link and the slot table in
-/// `dir`, a directory only root can change; returns the slot table.
+/// Loads the program, attaches it and pins the link, the slot table and the
+/// value map in `dir`, a directory only root can change; returns the slot
+/// table.
 pub fn load_and_pin(dir: &Path) -> Result<MapHandle, TracerError> {
     route_libbpf_logs();
     // Leftovers of a tracer that died half-way through this function.
     let _ = fs::remove_file(dir.join(pins::LINK));
     let _ = fs::remove_file(dir.join(pins::SLOTS));
+    let _ = fs::remove_file(dir.join(pins::ARG_VALUES));
     // Record pins of a previous program are of no use to this one.
     for mntns in pins::records(dir) {
         let _ = fs::remove_file(pins::record(dir, mntns));
@@ -49,6 +51,8 @@ pub fn load_and_pin(dir: &Path) -> Result<MapHandle, TracerError> {
         let path = dir.join(name);
         move |source| TracerError::Pin { path, source }
     };
+    let mut values = MapHandle::try_from(&skel.maps.arg_values).map_err(pin(pins::ARG_VALUES))?;
+    values.pin(dir.join(pins::ARG_VALUES)).map_err(pin(pins::ARG_VALUES))?;
     let mut map = MapHandle::try_from(&skel.maps.containers).map_err(pin(pins::SLOTS))?;
     map.pin(dir.join(pins::SLOTS)).map_err(pin(pins::SLOTS))?;
     link.pin(dir.join(pins::LINK)).map_err(pin(pins::LINK))?;

@@ -9,7 +9,8 @@ use std::mem::size_of;
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 
-use super::skel::types::{container_record, recorded_abi, recorded_phase, recorder_limits};
+use super::skel::types::{arg_watch, container_record, recorded_abi, recorded_phase, recorder_limits};
+use crate::arg_rules::{ArgValues, WATCHED};
 use crate::handoff::{Observed, Phase};
 use crate::syscalls::Abi;
 
@@ -23,9 +24,26 @@ unsafe impl plain::Plain for Record {}
 pub const SYSCALL_SLOTS: usize = recorder_limits::SYSCALL_SLOTS.0 as usize;
 pub const CONTAINER_SLOTS: u32 = recorder_limits::CONTAINER_SLOTS.0;
 pub const CONTAINER_PROBES: u32 = recorder_limits::CONTAINER_PROBES.0;
+pub const ARG_WATCHES: usize = recorder_limits::ARG_WATCHES.0 as usize;
+pub const ARG_VALUES: usize = recorder_limits::ARG_VALUES.0 as usize;
 // The program and `slots::window` mask with CONTAINER_SLOTS - 1.
 const _: () = assert!(CONTAINER_SLOTS.is_power_of_two() && CONTAINER_PROBES.is_power_of_two());
 const _: () = assert!(CONTAINER_PROBES <= CONTAINER_SLOTS);
+
+/// The row of the record's per-ABI arrays (`enum recorded_abi`).
+fn abi_row(abi: Abi) -> usize {
+    let row = match abi {
+        Abi::X86_64 => recorded_abi::ABI_X86_64,
+        Abi::X86 => recorded_abi::ABI_X86,
+        Abi::X32 => recorded_abi::ABI_X32,
+    };
+    row.0 as usize
+}
+
+/// The ABI of a per-ABI row, as the value map's keys name it.
+pub fn abi_of_row(row: usize) -> Option<Abi> {
+    Abi::ALL.into_iter().find(|&abi| abi_row(abi) == row)
+}
 
 /// The row of `seen` that the program fills for syscalls entering through
 /// `abi` in `phase` (enum recorded_phase, enum recorded_abi).
@@ -35,22 +53,44 @@ fn row(phase: Phase, abi: Abi) -> usize {
         Phase::UnfilteredWorkload => recorded_phase::PHASE_UNFILTERED_WORKLOAD,
         Phase::RuntimeSetup => recorded_phase::PHASE_RUNTIME_SETUP,
     };
-    let abi = match abi {
-        Abi::X86_64 => recorded_abi::ABI_X86_64,
-        Abi::X86 => recorded_abi::ABI_X86,
-        Abi::X32 => recorded_abi::ABI_X32,
-    };
-    phase.0 as usize * recorded_abi::ABI_COUNT.0 as usize + abi.0 as usize
+    phase.0 as usize * recorded_abi::ABI_COUNT.0 as usize + abi_row(abi)
 }
 
-/// A fresh record of `mntns`, owned by the tracer with this identity.
+/// A fresh record of `mntns`, owned by the tracer with this identity, that
+/// keeps the arguments of `arg_rules::WATCHED`.
 pub fn new(mntns: u32, owner_pid: u32, owner_start_time: u64) -> Record {
-    Record { mntns, owner_pid, owner_start_time, ..Default::default() }
+    let mut record = Record { mntns, owner_pid, owner_start_time, ..Default::default() };
+    record.watches = [arg_watch { nr: -1, arg: 0, mask: 0 }; ABI_WATCHES];
+    for abi in Abi::ALL {
+        for (i, watched) in WATCHED.iter().enumerate() {
+            let Some(nr) = watched.number(abi) else { continue };
+            record.watches[abi_row(abi) * ARG_WATCHES + i] =
+                arg_watch { nr: nr as i32, arg: watched.arg, mask: watched.mask() };
+        }
+    }
+    record
+}
+
+/// Every watch of every ABI.
+const ABI_WATCHES: usize = recorded_abi::ABI_COUNT.0 as usize * ARG_WATCHES;
+
+/// Which watches lost a value (the rest of the values are in the shared
+/// map, see arg_values.rs).
+fn lost_values(record: &Record) -> ArgValues {
+    let mut out = ArgValues::new();
+    for abi in Abi::ALL {
+        for i in 0..WATCHED.len() {
+            if record.arg_lost[abi_row(abi) * ARG_WATCHES + i] != 0 {
+                out.entry((abi, i)).or_default().lost = true;
+            }
+        }
+    }
+    out
 }
 
 /// What the record says the container did, by phase.
 pub fn observed(record: &Record) -> Observed {
-    let mut observed = Observed { out_of_range: record.out_of_range, ..Default::default() };
+    let mut observed = Observed { out_of_range: record.out_of_range, args: lost_values(record), ..Default::default() };
     for phase in Phase::ALL {
         let set = observed.phase_mut(phase);
         for abi in Abi::ALL {
