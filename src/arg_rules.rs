@@ -142,33 +142,49 @@ pub enum Plain {
     TooMany,
 }
 
-/// For every watched name `allowed` holds, how the profile allows it.
-pub fn conditions(kept: &ArgValues, allowed: &SyscallSet) -> BTreeMap<String, Allowed> {
+/// For every watched name the profile allows, how it allows it: `own` is
+/// what the container's tasks called (their values are `kept`), `granted`
+/// what the allowances add (handoff.rs), whose values no run shows.
+pub fn conditions(kept: &ArgValues, own: &SyscallSet, granted: &SyscallSet) -> BTreeMap<String, Allowed> {
     let mut out = BTreeMap::new();
     for (index, watched) in WATCHED.iter().enumerate() {
-        let abis: Vec<Abi> = Abi::ALL
+        let holds = |set: &SyscallSet, abi| watched.number(abi).is_some_and(|nr| set.contains(abi, nr));
+        let calls: Vec<Call> = Abi::ALL
             .into_iter()
-            .filter(|&abi| watched.number(abi).is_some_and(|nr| allowed.contains(abi, nr)))
+            .map(|abi| Call { abi, own: holds(own, abi), granted: holds(granted, abi) })
+            .filter(|c| c.own || c.granted)
             .collect();
-        if !abis.is_empty() {
-            out.insert(watched.name.to_string(), allowed_with(watched, &abis, |abi| kept.get(&(abi, index))));
+        if !calls.is_empty() {
+            out.insert(watched.name.to_string(), allowed_as(watched, &calls, |abi| kept.get(&(abi, index))));
         }
     }
     out
 }
 
-fn allowed_with<'a>(watched: &Watched, abis: &[Abi], kept: impl Fn(Abi) -> Option<&'a Kept>) -> Allowed {
+/// How a watched name is allowed under one ABI: by the container's own
+/// calls, by an allowance, or both.
+struct Call {
+    abi: Abi,
+    own: bool,
+    granted: bool,
+}
+
+fn allowed_as<'a>(watched: &Watched, calls: &[Call], kept: impl Fn(Abi) -> Option<&'a Kept>) -> Allowed {
     let mut values = BTreeSet::new();
-    for &abi in abis {
-        match kept(abi) {
-            Some(k) if k.lost => return Allowed::Plain(Plain::Lost(abi)),
-            Some(k) if !k.values.is_empty() => values.extend(&k.values),
-            _ => match watched.assumed {
-                Some(value) => {
-                    values.insert(value);
-                }
-                None => return Allowed::Plain(Plain::Unrecorded(abi)),
-            },
+    for call in calls {
+        if call.granted {
+            match watched.assumed {
+                Some(value) => values.insert(value),
+                None => return Allowed::Plain(Plain::Unrecorded(call.abi)),
+            };
+        }
+        if call.own {
+            // The recorder keeps a value for every call outside the setup:
+            // none kept is a value lost.
+            match kept(call.abi) {
+                Some(k) if !k.lost && !k.values.is_empty() => values.extend(&k.values),
+                _ => return Allowed::Plain(Plain::Lost(call.abi)),
+            }
         }
     }
     if values.len() > MAX_VALUES {

@@ -151,9 +151,27 @@ impl Observed {
 
     /// What the profile allows: see the module's documentation.
     pub fn allowed(&self) -> SyscallSet {
+        let mut out = self.own();
+        out.extend(&self.granted());
+        out.out_of_range = self.out_of_range;
+        out
+    }
+
+    /// What the container's own tasks made under its filter, or as its
+    /// workload without one.
+    pub fn own(&self) -> SyscallSet {
         let mut out = self.filtered.clone();
         out.extend(&self.unfiltered_workload);
-        if out.is_empty() {
+        out
+    }
+
+    /// What the allowances add (the hand-off, a threaded runtime, timing),
+    /// whether or not this run made the calls: calls whose argument values
+    /// this run may not show (arg_rules.rs).
+    pub fn granted(&self) -> SyscallSet {
+        let own = self.own();
+        let mut out = SyscallSet::default();
+        if own.is_empty() {
             return out;
         }
         let setup_abis: Vec<Abi> =
@@ -166,8 +184,10 @@ impl Observed {
             }
         }
         for &(key, companions) in TIMING_DEPENDENT {
-            let abis: Vec<Abi> =
-                Abi::ALL.into_iter().filter(|&abi| numbers(abi, &[key]).any(|nr| out.contains(abi, nr))).collect();
+            let abis: Vec<Abi> = Abi::ALL
+                .into_iter()
+                .filter(|&abi| numbers(abi, &[key]).any(|nr| own.contains(abi, nr) || out.contains(abi, nr)))
+                .collect();
             for abi in abis {
                 for nr in numbers(abi, companions) {
                     out.insert(abi, nr);
@@ -181,7 +201,6 @@ impl Observed {
                 }
             }
         }
-        out.out_of_range = self.out_of_range;
         out
     }
 }

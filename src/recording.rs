@@ -28,7 +28,7 @@ pub fn write_profile(
         observed.runtime_setup.named().names,
     );
     let mut named = set.named();
-    for (name, allowed) in arg_rules::conditions(&observed.args, &set) {
+    for (name, allowed) in arg_rules::conditions(&observed.args, &observed.own(), &observed.granted()) {
         match allowed {
             Allowed::With(conditions) => {
                 named.conditions.insert(name, conditions);

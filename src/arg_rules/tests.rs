@@ -29,7 +29,7 @@ fn eq(value: u64) -> Arg {
 fn each_value_becomes_one_condition_across_abis() {
     let set = allowed(&[(Abi::X86_64, "socket"), (Abi::X86, "socket")]);
     let values = kept(&[(Abi::X86_64, "socket", &[2, 1], false), (Abi::X86, "socket", &[10], false)]);
-    let out = conditions(&values, &set);
+    let out = conditions(&values, &set, &SyscallSet::default());
     assert_eq!(out["socket"], Allowed::With(vec![eq(1), eq(2), eq(10)]));
     assert_eq!(out.len(), 1, "only allowed names get an entry: {out:?}");
 }
@@ -46,12 +46,16 @@ fn clone_is_masked_to_its_namespace_flags() {
 
 #[test]
 fn an_allowance_without_values_is_plain_but_clone_assumes_a_thread() {
-    let set = allowed(&[(Abi::X86_64, "prctl"), (Abi::X86_64, "clone")]);
-    let out = conditions(&ArgValues::new(), &set);
-    assert_eq!(out["prctl"], Allowed::Plain(Plain::Unrecorded(Abi::X86_64)));
+    let granted = allowed(&[(Abi::X86_64, "prctl"), (Abi::X86_64, "clone")]);
+    let own = allowed(&[(Abi::X86_64, "prctl"), (Abi::X86_64, "clone")]);
+    let values = kept(&[(Abi::X86_64, "prctl", &[16], false), (Abi::X86_64, "clone", &[0x1000_0000], false)]);
+    let out = conditions(&values, &own, &granted);
+    assert_eq!(out["prctl"], Allowed::Plain(Plain::Unrecorded(Abi::X86_64)), "its own value is not enough");
     let Allowed::With(clone) = &out["clone"] else { panic!("{out:?}") };
-    assert_eq!(clone.len(), 1);
-    assert_eq!((clone[0].value, clone[0].value_two), (CLONE_NAMESPACES, 0));
+    let masked: Vec<u64> = clone.iter().map(|c| c.value_two).collect();
+    assert_eq!(masked, [0, 0x1000_0000], "a thread, and the recorded namespace");
+    let only_granted = conditions(&ArgValues::new(), &SyscallSet::default(), &granted);
+    assert_eq!(only_granted["clone"], Allowed::With(vec![watch("clone").1.condition(0)]));
 }
 
 #[test]
@@ -59,12 +63,14 @@ fn a_lost_value_or_too_many_values_fall_back_to_the_name() {
     let set = allowed(&[(Abi::X86_64, "socket"), (Abi::X86_64, "personality")]);
     let many: Vec<u64> = (0..=MAX_VALUES as u64).collect();
     let values = kept(&[(Abi::X86_64, "socket", &[1], true), (Abi::X86_64, "personality", &many, false)]);
-    let out = conditions(&values, &set);
+    let out = conditions(&values, &set, &SyscallSet::default());
     assert_eq!(out["socket"], Allowed::Plain(Plain::Lost(Abi::X86_64)));
     assert_eq!(out["personality"], Allowed::Plain(Plain::TooMany));
     let at_bound = kept(&[(Abi::X86_64, "personality", &many[..MAX_VALUES], false)]);
-    let Allowed::With(rules) = &conditions(&at_bound, &set)["personality"] else { panic!() };
+    let Allowed::With(rules) = &conditions(&at_bound, &set, &SyscallSet::default())["personality"] else { panic!() };
     assert_eq!(rules.len(), MAX_VALUES);
+    let none_kept = conditions(&ArgValues::new(), &set, &SyscallSet::default());
+    assert_eq!(none_kept["personality"], Allowed::Plain(Plain::Lost(Abi::X86_64)), "a call without a value");
 }
 
 /// Every watched name has a number on the native ABI, i386 socket has its

@@ -7,6 +7,7 @@
 
 mod support;
 
+mod argument_rules;
 mod hostile_inputs;
 mod minimal;
 mod packaging;

@@ -52,11 +52,10 @@ pub fn record(p: &Podman, case: &Case, out: &Path) -> (Value, Output) {
     (wait_for_profile(out), o)
 }
 
-/// The allowed names, sorted, with the architectures: what must not vary.
+/// The allowed names, sorted, with the architectures and the rules (argument
+/// values included): what must not vary.
 fn essence(profile: &Value) -> (Vec<String>, Value) {
-    let mut names = allowed(profile);
-    names.sort();
-    (names, profile["architectures"].clone())
+    (allowed(profile), serde_json::json!([profile["architectures"], profile["syscalls"]]))
 }
 
 fn assert_no_setup_syscalls(profile: &Value, what: &str) {
@@ -146,7 +145,7 @@ fn exec_sessions_are_precise(#[case] runtime: &'static str) {
         skip!("OCI_HOOK_TEST_RECORDINGS=0: the corpus runs on the host tier");
     }
     let Some(p) = Podman::new(runtime) else { return };
-    let mut first: Option<Vec<String>> = None;
+    let mut first: Option<(Vec<String>, Value)> = None;
     for i in 0..recordings() {
         let out = p.path(&format!("exec-{i}.json"));
         let name = p.start_sleeper(&format!("exec-{i}"), p.run_args().traced_into(&out));
@@ -155,13 +154,13 @@ fn exec_sessions_are_precise(#[case] runtime: &'static str) {
         assert!(p.podman(&["rm", "-f", "-t", "0", &name]).status.success());
         let profile = wait_for_profile(&out);
         assert_no_setup_syscalls(&profile, &format!("{runtime} exec session, recording {i}"));
-        let (names, _) = essence(&profile);
+        let essence = essence(&profile);
         if i == 0 {
-            println!("{runtime} exec session: {} names: {}", names.len(), names.join(" "));
+            println!("{runtime} exec session: {} names: {}", essence.0.len(), essence.0.join(" "));
         }
         match &first {
-            None => first = Some(names),
-            Some(f) => assert_eq!(&names, f, "{runtime} exec recording {i} differs from the first"),
+            None => first = Some(essence),
+            Some(f) => assert_eq!(&essence, f, "{runtime} exec recording {i} differs from the first"),
         }
         let replay = p.start_sleeper(&format!("exec-replay-{i}"), p.run_args().confined_by(&out));
         let o = p.podman(&["exec", &replay, PROBE, "unusual"]);

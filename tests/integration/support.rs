@@ -71,8 +71,13 @@ pub fn names_with(profile: &Value, action: &str) -> Vec<String> {
         .collect()
 }
 
+/// The allowed names, sorted, each once (a name with argument rules has a
+/// rule per value).
 pub fn allowed(profile: &Value) -> Vec<String> {
-    names_with(profile, "SCMP_ACT_ALLOW")
+    let mut names = names_with(profile, "SCMP_ACT_ALLOW");
+    names.sort();
+    names.dedup();
+    names
 }
 
 pub fn architectures(profile: &Value) -> Vec<String> {
