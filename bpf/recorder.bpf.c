@@ -145,6 +145,20 @@ static __always_inline bool runs_own_program(struct task_struct *task, struct mn
 	return BPF_CORE_READ(mount, mnt_ns) == ns;
 }
 
+/*
+ * The never-reused id of mount namespace `ns` (ns_common.ns_id from 6.18,
+ * mnt_namespace.seq before). Inode numbers are handed out again as soon as
+ * a namespace is freed: a container that exits while its tracer is still
+ * registered can pass its inode to the next container at once, whose
+ * runtime would then be recorded into the old record.
+ */
+static __always_inline __u64 namespace_id(struct mnt_namespace *ns, bool has_btf_task)
+{
+	if (bpf_core_field_exists(struct ns_common, ns_id))
+		return has_btf_task ? ns->ns.ns_id : BPF_CORE_READ(ns, ns.ns_id);
+	return has_btf_task ? ns->seq : BPF_CORE_READ(ns, seq);
+}
+
 /* Argument `index` of the syscall entering with `regs`, by the ABI's
  * calling convention. */
 static __always_inline __u64 syscall_arg(struct pt_regs *regs, __u32 abi, __u32 index)
@@ -211,6 +225,7 @@ int BPF_PROG(record_syscall, struct pt_regs *regs, long id)
 	struct task_struct *task;
 	struct mnt_namespace *ns;
 	__u32 mntns, status, slot;
+	__u64 ns_id;
 	__u32 abi = ABI_X86_64;
 	int seccomp_mode;
 	__u32 phase;
@@ -229,6 +244,14 @@ int BPF_PROG(record_syscall, struct pt_regs *regs, long id)
 
 	set = find_record(mntns);
 	if (!set)
+		return 0;
+	/* The record is registered while the container's runtime waits in
+	 * the prestart hook, so the first namespace seen with this inode is
+	 * the container's; one that reuses the inode later is not. */
+	ns_id = namespace_id(ns, has_btf_task);
+	if (!set->ns_id)
+		set->ns_id = ns_id;
+	else if (set->ns_id != ns_id)
 		return 0;
 
 	/* Same choice as above: plain loads on 5.11+, probe reads on 5.10. */

@@ -98,6 +98,10 @@ struct container_record {
 	/* Written by user space only: the mount namespace inode this record
 	 * is for (slots are shared by every inode with the same remainder). */
 	__u32 mntns;
+	/* Written by the program at the first syscall it records: the
+	 * namespace's 64-bit id, which the kernel never reuses (inodes are
+	 * reused as soon as a namespace is freed). */
+	__u64 ns_id;
 	__u8 seen[PHASE_COUNT * ABI_COUNT * SYSCALL_SLOTS];
 	/* Entries whose number is outside the table (e.g. syscall(-1)). */
 	__u64 out_of_range;

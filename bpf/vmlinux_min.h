@@ -61,12 +61,16 @@ struct pt_regs {
 	unsigned long cx;
 } __attribute__((preserve_access_index));
 
+/* ns_id: a namespace's 64-bit id, never reused (6.18+; see mnt_namespace). */
 struct ns_common {
 	unsigned int inum;
+	__u64 ns_id;
 } __attribute__((preserve_access_index));
 
+/* seq: before 6.18, the mount namespace's never-reused sequence number. */
 struct mnt_namespace {
 	struct ns_common ns;
+	__u64 seq;
 } __attribute__((preserve_access_index));
 
 struct nsproxy {

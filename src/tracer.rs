@@ -13,6 +13,7 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use libbpf_rs::MapHandle;
 use thiserror::Error;
@@ -113,8 +114,8 @@ impl Tracer {
             MapHandle::from_pinned_path(&values_pin).map_err(|source| TracerError::Pin { path: values_pin, source })?;
         remove_orphans(&pins, &slots, &values);
         let pin = pins::record(&pins, mntns);
-        if let Some(record) = MapHandle::from_pinned_path(&pin).ok().and_then(|m| record::read(&m)) {
-            return Err(TracerError::AlreadyWatched { mntns, owner: record.owner_pid });
+        if let Some(owner) = still_registered(&pin) {
+            return Err(TracerError::AlreadyWatched { mntns, owner });
         }
         let watch = |source| TracerError::Watch { mntns, source };
         let slot = slots::free_slot(&slots, mntns).ok_or(TracerError::NoSlot { mntns })?;
@@ -137,6 +138,28 @@ impl Tracer {
         let mut observed = record.as_ref().map(record::observed).unwrap_or_default();
         arg_values::read(&self.values, self.mntns, &mut observed.args);
         Ok(observed)
+    }
+}
+
+/// How long a new tracer waits for the previous owner of its namespace
+/// inode to leave: far more than collecting and clearing a slot take.
+const PREVIOUS_OWNER_WAIT: Duration = Duration::from_secs(5);
+
+/// The tracer pid of a live record pinned at `pin` that does not go away
+/// within PREVIOUS_OWNER_WAIT. The kernel hands a freed namespace's inode to
+/// the next namespace at once, so the tracer of a container that has just
+/// exited may still be leaving when the next container, with the same
+/// inode, starts: its record ignores the new namespace (the program tells
+/// namespaces apart by their never-reused id), and it unpins it in a few
+/// milliseconds. Only a second annotation on one container waits in vain.
+fn still_registered(pin: &std::path::Path) -> Option<u32> {
+    let deadline = Instant::now() + PREVIOUS_OWNER_WAIT;
+    loop {
+        let record = MapHandle::from_pinned_path(pin).ok().and_then(|m| record::read(&m))?;
+        if Instant::now() >= deadline {
+            return Some(record.owner_pid);
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -194,3 +217,6 @@ impl Drop for Tracer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -181,7 +181,10 @@ fn layouts(kernel: &Btf, ids: &KernelIds, structs: &Wanted) -> Result<Vec<Layout
             ids.get(&(true, name.clone())).and_then(|&id| kernel.type_by_id(id)).ok_or_else(|| no_member(""))?;
         let mut fields = Vec::new();
         for member in members {
-            let (member_ty, offset) = find_member(kernel, ty.type_id(), member).ok_or_else(|| no_member(member))?;
+            // A member this kernel lacks is left out, as the full BTF lacks
+            // it: the program reads such members only behind
+            // bpf_core_field_exists (ns_common.ns_id, mnt_namespace.seq).
+            let Some((member_ty, offset)) = find_member(kernel, ty.type_id(), member) else { continue };
             let t =
                 kernel.type_by_id::<BtfType<'_>>(member_ty).ok_or_else(|| no_member(member))?.skip_mods_and_typedefs();
             let field = match t.kind() {

@@ -140,8 +140,13 @@ pub fn new_map(record: &Record) -> Result<MapHandle, libbpf_rs::Error> {
             .map_err(|_| e)?;
         create()
     })?;
-    map.update(&0u32.to_ne_bytes(), as_bytes(record), MapFlags::ANY)?;
+    write(&map, record)?;
     Ok(map)
+}
+
+/// Replaces the one record a record map holds.
+pub fn write(map: &MapHandle, record: &Record) -> Result<(), libbpf_rs::Error> {
+    map.update(&0u32.to_ne_bytes(), as_bytes(record), MapFlags::ANY)
 }
 
 /// The one record a record map holds (key 0).
