@@ -222,6 +222,36 @@ mod tests {
     }
 
     #[test]
+    fn the_profile_tools_parse() {
+        let cli = Cli::try_parse_from(["x", "merge", "a.json", "b.json", "-o", "m.json"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Merge { ref inputs, .. }) if inputs.len() == 2));
+        let cli = Cli::try_parse_from(["x", "check", "--covers", "p.json", "r1.json", "r2.json"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Check { ref recordings, .. }) if recordings.len() == 2));
+        let cli = Cli::try_parse_from(["x", "convert", "--to", "spo", "p.json", "-o", "p.yaml"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Convert { to: Format::Spo, .. })));
+        assert!(Cli::try_parse_from(["x", "convert", "--to", "docker", "p.json", "-o", "o"]).is_err());
+        assert!(Cli::try_parse_from(["x", "merge", "-o", "m.json"]).is_err(), "an input is required");
+        let cli = Cli::try_parse_from(["x", "diff", "a.json", "b.json"]).unwrap();
+        assert_eq!(cli.command.unwrap().error_code(), 2);
+    }
+
+    #[test]
+    fn the_man_page_has_a_section_per_tool() {
+        let mut page = Vec::new();
+        render_man(&mut page).unwrap();
+        let page = String::from_utf8(page).unwrap();
+        for (section, text) in [
+            ("COMMAND: MERGE", "in K of N"),
+            ("COMMAND: DIFF", "2 on error"),
+            ("COMMAND: CHECK", "same conditions"),
+            ("COMMAND: CONVERT", "security\\-profiles\\-operator.x\\-k8s.io/v1beta1"),
+        ] {
+            assert!(page.contains(section) && page.contains(text), "{section} / {text} missing in:\n{page}");
+        }
+        assert!(!page.contains("COMMAND: MAN"), "the hidden man command stays hidden");
+    }
+
+    #[test]
     fn the_man_page_documents_the_config() {
         let help = Cli::command().render_long_help().to_string();
         assert!(help.contains(crate::policy::DEFAULT_CONFIG) && help.contains(crate::policy::CONFIG_ENV), "{help}");

@@ -80,7 +80,9 @@ pub fn parse_json(path: &Path, text: &str, format: &'static str) -> Result<serde
 
 /// Checks what podman would refuse, naming the file.
 pub fn validated(path: &Path, profile: Profile) -> Result<Profile, FileError> {
-    profile.validate().map_err(|e| FileError::Invalid { path: path.into(), reason: limits::shown_message(&e.to_string()) })?;
+    profile
+        .validate()
+        .map_err(|e| FileError::Invalid { path: path.into(), reason: limits::shown_message(&e.to_string()) })?;
     Ok(profile)
 }
 

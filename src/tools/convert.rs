@@ -76,8 +76,11 @@ pub fn read_any(path: &Path) -> Result<(Format, Profile), ConvertError> {
         super::parse_json(path, &text, CONTAINERS)?
     } else {
         // YAML: only SPO objects are written in it.
-        serde_saphyr::from_str::<Value>(&text)
-            .map_err(|e| FileError::Syntax { path: path.into(), format: SPO, reason: e.to_string() })?
+        serde_saphyr::from_str::<Value>(&text).map_err(|e| FileError::Syntax {
+            path: path.into(),
+            format: SPO,
+            reason: e.to_string(),
+        })?
     };
     if value.get("kind").is_some() || value.get("apiVersion").is_some() {
         return Ok((Format::Spo, read_spo(path, value)?));
@@ -97,8 +100,11 @@ pub fn read_any(path: &Path) -> Result<(Format, Profile), ConvertError> {
 /// read by oci-spec's own deserialiser.
 fn read_oci(path: &Path, value: Value) -> Result<Profile, ConvertError> {
     super::validated(path, super::from_value::<Profile>(path, value.clone(), &shape::PROFILE, OCI)?)?;
-    let seccomp: LinuxSeccomp = serde_json::from_value(value)
-        .map_err(|e| FileError::Syntax { path: path.into(), format: OCI, reason: e.to_string() })?;
+    let seccomp: LinuxSeccomp = serde_json::from_value(value).map_err(|e| FileError::Syntax {
+        path: path.into(),
+        format: OCI,
+        reason: e.to_string(),
+    })?;
     Ok(super::validated(path, oci::to_profile(&seccomp))?)
 }
 
@@ -114,8 +120,11 @@ fn read_spo(path: &Path, value: Value) -> Result<Profile, ConvertError> {
     if let Err(m) = shape::PROFILE.check(&spec) {
         return Err(field(&format!("spec.{}", m.field), m.expected).into());
     }
-    let object: spo::SeccompProfile = serde_json::from_value(value)
-        .map_err(|e| FileError::Syntax { path: path.into(), format: SPO, reason: e.to_string() })?;
+    let object: spo::SeccompProfile = serde_json::from_value(value).map_err(|e| FileError::Syntax {
+        path: path.into(),
+        format: SPO,
+        reason: e.to_string(),
+    })?;
     let profile = spo::to_profile(&object).map_err(|e| ConvertError::At { path: path.into(), source: Box::new(e) })?;
     Ok(super::validated(path, profile)?)
 }
@@ -125,7 +134,8 @@ fn is_oci_shaped(value: &Value) -> bool {
     const TOP: &[&str] =
         &["defaultAction", "defaultErrnoRet", "architectures", "flags", "listenerPath", "listenerMetadata", "syscalls"];
     const RULE: &[&str] = &["names", "action", "errnoRet", "args"];
-    let only = |v: &Value, allowed: &[&str]| v.as_object().is_some_and(|m| m.keys().all(|k| allowed.contains(&k.as_str())));
+    let only =
+        |v: &Value, allowed: &[&str]| v.as_object().is_some_and(|m| m.keys().all(|k| allowed.contains(&k.as_str())));
     only(value, TOP)
         && value.get("syscalls").and_then(Value::as_array).into_iter().flatten().all(|rule| only(rule, RULE))
 }

@@ -28,8 +28,12 @@ const U32: Shape = Shape::Uint(u32::MAX as u64);
 const U64: Shape = Shape::Uint(u64::MAX);
 
 /// One condition on an argument.
-pub const ARG: Shape =
-    Shape::Obj(&[("index", Shape::Uint(5), true), ("value", U64, true), ("valueTwo", U64, false), ("op", Shape::Str, true)]);
+pub const ARG: Shape = Shape::Obj(&[
+    ("index", Shape::Uint(5), true),
+    ("value", U64, true),
+    ("valueTwo", U64, false),
+    ("op", Shape::Str, true),
+]);
 
 /// One rule of `syscalls`.
 pub const RULE: Shape = Shape::Obj(&[
@@ -60,7 +64,10 @@ impl Shape {
     }
 
     fn check_at(&self, value: &Value, at: &str) -> Result<(), Mismatch> {
-        let mismatch = || Mismatch { field: if at.is_empty() { "(top level)".into() } else { at.into() }, expected: self.describe() };
+        let mismatch = || Mismatch {
+            field: if at.is_empty() { "(top level)".into() } else { at.into() },
+            expected: self.describe(),
+        };
         match (self, value) {
             (Shape::Str, Value::String(_)) => Ok(()),
             (Shape::Uint(max), Value::Number(n)) if n.as_u64().is_some_and(|n| n <= *max) => Ok(()),
@@ -73,7 +80,9 @@ impl Shape {
                     match map.get(*name) {
                         // Go's encoding/json writes a nil list as null.
                         None | Some(Value::Null) if !required => {}
-                        None => return Err(Mismatch { field, expected: format!("{} (it is required)", shape.describe()) }),
+                        None => {
+                            return Err(Mismatch { field, expected: format!("{} (it is required)", shape.describe()) })
+                        }
                         Some(v) => shape.check_at(v, &field)?,
                     }
                 }

@@ -68,7 +68,9 @@ fn a_wrong_field_is_named_with_what_was_expected() {
     assert!(e.contains("defaultAction") && e.contains("required"), "{e}");
     let e = load_err(r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_MAYBE"}]}"#);
     assert!(e.contains("syscalls[0]") && e.contains("SCMP_ACT_MAYBE") && e.contains("expected one of"), "{e}");
-    let e = load_err(r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ERRNO","errnoRet":-1}]}"#);
+    let e = load_err(
+        r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ERRNO","errnoRet":-1}]}"#,
+    );
     assert!(e.contains("syscalls[0].errnoRet") && e.contains("from 0 to 4294967295"), "{e}");
     let e = load_err("{not json");
     assert!(e.contains("in.json") && e.contains("line 1"), "{e}");

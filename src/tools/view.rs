@@ -58,7 +58,8 @@ pub fn atoms(profile: &Profile) -> impl Iterator<Item = Atom> + '_ {
 /// (through `architectures` or `archMap`), or the native one when none is.
 pub fn architectures(profile: &Profile) -> BTreeSet<String> {
     let native = || Abi::NATIVE.scmp_name().to_string();
-    let mapped = profile.arch_map.iter().flatten().flat_map(|m| std::iter::once(&m.architecture).chain(&m.sub_architectures));
+    let mapped =
+        profile.arch_map.iter().flatten().flat_map(|m| std::iter::once(&m.architecture).chain(&m.sub_architectures));
     let listed: BTreeSet<String> = profile
         .architectures
         .iter()

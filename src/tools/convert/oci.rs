@@ -7,8 +7,8 @@
 //! and no rule `comment` (dropped: it never changes the filter).
 
 use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder, LinuxSeccompBuilder, LinuxSeccompFilterFlag,
-    LinuxSeccompOperator, LinuxSyscall, LinuxSyscallBuilder,
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder, LinuxSeccompBuilder,
+    LinuxSeccompFilterFlag, LinuxSeccompOperator, LinuxSyscall, LinuxSyscallBuilder,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -26,7 +26,8 @@ pub fn from_profile(p: &Profile) -> Result<LinuxSeccomp, ConvertError> {
     if let Some(key) = p.extra.keys().find(|k| !TOP_FIELDS.contains(&k.as_str())) {
         return Err(unsupported(key, "OCI's linux.seccomp has no such field"));
     }
-    let mut b = LinuxSeccompBuilder::default().default_action(enum_of::<LinuxSeccompAction>(&p.default_action, "defaultAction")?);
+    let mut b = LinuxSeccompBuilder::default()
+        .default_action(enum_of::<LinuxSeccompAction>(&p.default_action, "defaultAction")?);
     if let Some(errno) = p.default_errno_ret {
         b = b.default_errno_ret(errno);
     }
@@ -35,7 +36,9 @@ pub fn from_profile(p: &Profile) -> Result<LinuxSeccomp, ConvertError> {
         b = b.architectures(arches);
     }
     if let Some(flags) = p.extra.get("flags") {
-        b = b.flags(serde_json::from_value::<Vec<LinuxSeccompFilterFlag>>(flags.clone()).map_err(|e| invalid("flags", e))?);
+        b = b.flags(
+            serde_json::from_value::<Vec<LinuxSeccompFilterFlag>>(flags.clone()).map_err(|e| invalid("flags", e))?,
+        );
     }
     if let Some(path) = p.extra.get("listenerPath").and_then(Value::as_str) {
         b = b.listener_path(path);
@@ -70,7 +73,9 @@ fn syscall(i: usize, r: &Rule) -> Result<LinuxSyscall, ConvertError> {
         .action(enum_of::<LinuxSeccompAction>(&r.action, &field("action"))?);
     if let Some(errno) = r.extra.get("errnoRet") {
         let errno = errno.as_u64().and_then(|e| u32::try_from(e).ok());
-        b = b.errno_ret(errno.ok_or_else(|| unsupported(&field("errnoRet"), "expected an integer from 0 to 4294967295"))?);
+        b = b.errno_ret(
+            errno.ok_or_else(|| unsupported(&field("errnoRet"), "expected an integer from 0 to 4294967295"))?,
+        );
     }
     if let Some(args) = &r.args {
         b = b.args(args.iter().map(|a| arg(a, &field("args"))).collect::<Result<Vec<_>, _>>()?);

@@ -96,7 +96,12 @@ fn syscall(i: usize, r: &Rule) -> Result<Syscall, ConvertError> {
                 .ok_or_else(|| unsupported(&format!("syscalls[{i}].errnoRet"), "expected an integer"))?,
         ),
     };
-    Ok(Syscall { names: r.all_names().map(String::from).collect(), action: r.action.clone(), errno_ret: errno, args: r.args.clone() })
+    Ok(Syscall {
+        names: r.all_names().map(String::from).collect(),
+        action: r.action.clone(),
+        errno_ret: errno,
+        args: r.args.clone(),
+    })
 }
 
 /// The profile an object describes. Fields about the object in the

@@ -42,7 +42,8 @@ fn a_block_undoes_the_cover() {
 #[test]
 fn every_action_kind_of_a_recording_but_allow_needs_no_cover() {
     let rec = every_action();
-    let allows = profile(json!([{"names": ["read", "write", "socket", "clone", "personality"], "action": "SCMP_ACT_ALLOW"}]));
+    let allows =
+        profile(json!([{"names": ["read", "write", "socket", "clone", "personality"], "action": "SCMP_ACT_ALLOW"}]));
     // every_action lists i386 too: this profile does not.
     let m = missing(&allows, &rec);
     assert!(m.iter().all(|l| l.starts_with("SCMP_ARCH_X86:")), "{m:?}");
@@ -55,7 +56,9 @@ fn every_action_kind_of_a_recording_but_allow_needs_no_cover() {
 #[test]
 fn names_an_abi_lacks_are_not_checked_for_it() {
     let both = |rules| {
-        p(json!({"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"], "syscalls": rules}))
+        p(
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"], "syscalls": rules}),
+        )
     };
     let rec = both(json!([{"names": ["socketcall", "arch_prctl"], "action": "SCMP_ACT_ALLOW"}]));
     let prof = both(json!([{"names": ["arch_prctl"], "action": "SCMP_ACT_ALLOW"}]));
@@ -66,10 +69,14 @@ fn names_an_abi_lacks_are_not_checked_for_it() {
 fn run_reports_each_missing_call_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let rec = write(dir.path(), "rec.json", &serde_json::to_value(every_action()).unwrap());
-    let small = write(dir.path(), "small.json", &serde_json::to_value(profile(json!([{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]))).unwrap());
+    let small = write(
+        dir.path(),
+        "small.json",
+        &serde_json::to_value(profile(json!([{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]))).unwrap(),
+    );
     let mut out = Vec::new();
-    assert_eq!(run(&rec, &[rec.clone()], &mut out).unwrap(), 0);
-    assert_eq!(run(&small, &[rec.clone()], &mut out).unwrap(), 1);
+    assert_eq!(run(&rec, std::slice::from_ref(&rec), &mut out).unwrap(), 0);
+    assert_eq!(run(&small, std::slice::from_ref(&rec), &mut out).unwrap(), 1);
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("rec.json: SCMP_ARCH_X86_64: allow write"), "{text}");
     assert!(!text.contains("SCMP_ARCH_X86_64: allow read"), "{text}");

@@ -57,8 +57,22 @@ fn actions_errnos_and_top_level_fields_are_differences() {
     b.architectures = Some(vec!["SCMP_ARCH_X86_64".into()]);
     let d = diff(&a, &b);
     let text = d.to_string();
-    assert_eq!(d.fields, vec![Changed { field: "defaultAction".into(), before: "\"SCMP_ACT_ERRNO\"".into(), after: "\"SCMP_ACT_KILL_PROCESS\"".into() }]);
-    for line in ["- errno(38) clone3", "+ errno(1) clone3", "- trap ptrace", "+ kill_thread ptrace", "- trace(1) bpf", "- notify umount2"] {
+    assert_eq!(
+        d.fields,
+        vec![Changed {
+            field: "defaultAction".into(),
+            before: "\"SCMP_ACT_ERRNO\"".into(),
+            after: "\"SCMP_ACT_KILL_PROCESS\"".into()
+        }]
+    );
+    for line in [
+        "- errno(38) clone3",
+        "+ errno(1) clone3",
+        "- trap ptrace",
+        "+ kill_thread ptrace",
+        "- trace(1) bpf",
+        "- notify umount2",
+    ] {
         assert!(text.contains(line), "{line:?} missing in:\n{text}");
     }
     // Everything the i386 filter had is gone with it.

@@ -144,7 +144,11 @@ fn allow_rules_that_mean_more_than_allow_are_kept_verbatim() {
 #[test]
 fn run_writes_the_merge_and_names_a_bad_input() {
     let dir = tempfile::tempdir().unwrap();
-    let a = crate::tools::tests::write(dir.path(), "a.json", &serde_json::to_value(recording(&["read"], json!([]))).unwrap());
+    let a = crate::tools::tests::write(
+        dir.path(),
+        "a.json",
+        &serde_json::to_value(recording(&["read"], json!([]))).unwrap(),
+    );
     let bad = crate::tools::tests::write(dir.path(), "bad.json", &json!({"defaultAction": 3}));
     let out = dir.path().join("out.json");
     run(&[a.clone(), a.clone()], &out).unwrap();
