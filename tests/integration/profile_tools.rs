@@ -152,3 +152,44 @@ fn runc(bundle: &Path, args: &[&str]) -> Output {
         .output()
         .unwrap()
 }
+
+/// Recordings with argument rules, as the recorder writes them (one
+/// `SCMP_CMP_EQ` rule per socket family): podman loads their merge, which
+/// lets both families through and denies a third.
+#[rstest]
+#[case::runc("runc")]
+#[case::crun("crun")]
+fn merged_argument_rules_allow_each_value_and_deny_others(#[case] runtime: &'static str) {
+    let Some(podman) = Podman::new(runtime) else { return };
+    let unix = socket_recording(&podman, 1);
+    let inet = socket_recording(&podman, 2);
+    let merged = podman.path("merged.json");
+    assert!(tool(&[p("merge"), &unix, &inet, p("-o"), &merged]).status.success());
+
+    let ok = podman.replay(&merged, &[PROBE, "socket", "1", "2"]);
+    assert_eq!(stdout(&ok), "socket 1: ok\nsocket 2: ok\n", "{ok:?}");
+    let denied = podman.replay(&merged, &[PROBE, "socket", "1", "17"]);
+    assert_eq!(stdout(&denied), "socket 1: ok\nsocket 17: Operation not permitted\n", "{denied:?}");
+
+    let covers = tool(&[p("check"), p("--covers"), &merged, &unix, &inet]);
+    assert_eq!(covers.status.code(), Some(0), "{covers:?}");
+    let missing = tool(&[p("check"), p("--covers"), &unix, &inet]);
+    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+    assert!(stdout(&missing).contains("socket if arg0 == 2"), "{}", stdout(&missing));
+}
+
+/// `sysprobe socket FAMILY` recorded, its `socket` allowed for that family only.
+fn socket_recording(podman: &Podman, family: u64) -> PathBuf {
+    let out = podman.path(&format!("socket{family}.json"));
+    let (mut profile, _) = podman.trace(None, &out, &[PROBE, "socket", &family.to_string()]);
+    let rules = profile["syscalls"].as_array_mut().unwrap();
+    for rule in rules.iter_mut().filter(|r| r["action"] == "SCMP_ACT_ALLOW") {
+        let names = rule["names"].as_array_mut().unwrap();
+        names.retain(|n| n != "socket");
+    }
+    rules.retain(|r| !r["names"].as_array().unwrap().is_empty());
+    rules.push(serde_json::json!({"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+        "args": [{"index": 0, "value": family, "valueTwo": 0, "op": "SCMP_CMP_EQ"}]}));
+    std::fs::write(&out, serde_json::to_vec_pretty(&profile).unwrap()).unwrap();
+    out
+}
