@@ -3,7 +3,9 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::tools::convert::Format;
 
 /// Records the syscalls a container makes with eBPF and writes a seccomp
 /// profile that allows exactly those.
@@ -80,15 +82,121 @@ pub enum Command {
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<OsString>,
     },
+    /// Merge recorded profiles into one that allows what any of them allows.
+    ///
+    /// Names any input blocks (a rule with another action than
+    /// SCMP_ACT_ALLOW and no argument conditions) stay blocked: no rule of
+    /// the output allows them, and the blocking rule is kept. Allow rules
+    /// with argument conditions (`args`) are kept one per condition set,
+    /// unless the name is also allowed unconditionally, which covers them.
+    /// Each allow rule carries a coverage note in its `comment`: "in K of N
+    /// inputs". Architectures are the union; the inputs must agree on
+    /// defaultAction and the other top-level fields. The output is written
+    /// atomically. Exit status: 0 on success, 1 on error.
+    #[command(verbatim_doc_comment)]
+    Merge {
+        /// The profiles to merge (containers/common JSON).
+        #[arg(required = true, value_name = "PROFILE")]
+        inputs: Vec<PathBuf>,
+        /// Where to write the merged profile.
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: PathBuf,
+    },
+    /// Show what B's filter allows or blocks that A's does not, per ABI.
+    ///
+    /// Each name is resolved for each architecture the profiles list, with
+    /// libseccomp's tables; a name an architecture lacks is not in its
+    /// filter. Lines start with '-' (only in A) or '+' (only in B) and give
+    /// the action, the name and its argument conditions. Comments and the
+    /// grouping of names into rules are not differences.
+    /// Exit status: 0 when the filters are the same, 1 when they differ,
+    /// 2 on error.
+    #[command(verbatim_doc_comment)]
+    Diff {
+        /// The old profile.
+        #[arg(value_name = "A")]
+        a: PathBuf,
+        /// The new profile.
+        #[arg(value_name = "B")]
+        b: PathBuf,
+    },
+    /// Check that a profile allows everything some recordings allow (for CI).
+    ///
+    /// Per ABI: a recording's allow of a name with argument conditions is
+    /// covered by the profile allowing the name unconditionally or with the
+    /// same conditions; an unconditional allow only by an unconditional one.
+    /// What is missing is printed, one call per line.
+    /// Exit status: 0 when covered, 1 when something is missing, 2 on error.
+    #[command(verbatim_doc_comment)]
+    Check {
+        /// The profile that should cover the recordings.
+        #[arg(long = "covers", value_name = "PROFILE")]
+        covers: PathBuf,
+        /// Recorded profiles.
+        #[arg(required = true, value_name = "RECORDING")]
+        recordings: Vec<PathBuf>,
+    },
+    /// Convert a profile to OCI, Kubernetes (security-profiles-operator) or containers format.
+    ///
+    /// --to oci writes the OCI runtime-spec's linux.seccomp object (JSON),
+    /// for a bundle's config.json (runc, crun). --to spo writes a
+    /// SeccompProfile object (YAML, apiVersion
+    /// security-profiles-operator.x-k8s.io/v1beta1) for `kubectl apply`.
+    /// --to containers writes the format podman reads. The input's format
+    /// is detected: any of these three, or a whole OCI config.json. Rule
+    /// comments are dropped where the target has no field for them; what
+    /// the target cannot express (archMap outside OCI, includes/excludes,
+    /// defaultErrnoRet in SPO) is refused, naming the field.
+    /// The output is written atomically. Exit status: 0 on success, 1 on error.
+    #[command(verbatim_doc_comment)]
+    Convert {
+        /// The format to write.
+        #[arg(long = "to", value_enum, value_name = "FORMAT")]
+        to: Format,
+        /// The profile to convert.
+        #[arg(value_name = "IN")]
+        input: PathBuf,
+        /// Where to write the result.
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: PathBuf,
+        /// metadata.name of an SPO object (default: from OUT's file name).
+        #[arg(long = "name", value_name = "NAME")]
+        name: Option<String>,
+    },
     /// Print the man page (roff) to stdout.
     #[command(hide = true)]
     Man,
 }
 
+impl Command {
+    /// The profile tools report errors with 2 where 1 means "they differ".
+    pub fn error_code(&self) -> u8 {
+        match self {
+            Command::Diff { .. } | Command::Check { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// The man page: the main page, then a section per subcommand with its
+/// synopsis, description and options.
+pub fn render_man(w: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let mut cli = Cli::command();
+    cli.build();
+    clap_mangen::Man::new(cli.clone()).render(w)?;
+    for sub in cli.get_subcommands().filter(|s| !s.is_hide_set()) {
+        writeln!(w, ".SH \"COMMAND: {}\"", sub.get_name().to_uppercase())?;
+        let man = clap_mangen::Man::new(sub.clone());
+        man.render_synopsis_section(w)?;
+        man.render_description_section(w)?;
+        man.render_options_section(w)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn definition_is_consistent() {
@@ -111,6 +219,36 @@ mod tests {
         assert_eq!(output, PathBuf::from("o.json"));
         assert_eq!(command, vec![OsString::from("ls"), OsString::from("-l")]);
         assert!(Cli::try_parse_from(["x", "record", "-o", "o.json"]).is_err(), "a command is required");
+    }
+
+    #[test]
+    fn the_profile_tools_parse() {
+        let cli = Cli::try_parse_from(["x", "merge", "a.json", "b.json", "-o", "m.json"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Merge { ref inputs, .. }) if inputs.len() == 2));
+        let cli = Cli::try_parse_from(["x", "check", "--covers", "p.json", "r1.json", "r2.json"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Check { ref recordings, .. }) if recordings.len() == 2));
+        let cli = Cli::try_parse_from(["x", "convert", "--to", "spo", "p.json", "-o", "p.yaml"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Convert { to: Format::Spo, .. })));
+        assert!(Cli::try_parse_from(["x", "convert", "--to", "docker", "p.json", "-o", "o"]).is_err());
+        assert!(Cli::try_parse_from(["x", "merge", "-o", "m.json"]).is_err(), "an input is required");
+        let cli = Cli::try_parse_from(["x", "diff", "a.json", "b.json"]).unwrap();
+        assert_eq!(cli.command.unwrap().error_code(), 2);
+    }
+
+    #[test]
+    fn the_man_page_has_a_section_per_tool() {
+        let mut page = Vec::new();
+        render_man(&mut page).unwrap();
+        let page = String::from_utf8(page).unwrap();
+        for (section, text) in [
+            ("COMMAND: MERGE", "in K of N"),
+            ("COMMAND: DIFF", "2 on error"),
+            ("COMMAND: CHECK", "same conditions"),
+            ("COMMAND: CONVERT", "security\\-profiles\\-operator.x\\-k8s.io/v1beta1"),
+        ] {
+            assert!(page.contains(section) && page.contains(text), "{section} / {text} missing in:\n{page}");
+        }
+        assert!(!page.contains("COMMAND: MAN"), "the hidden man command stays hidden");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! [`profile_file`] (checked, written atomically).
 //! The commands that drive it: [`prestart`] (the hook), [`session`] (the
 //! detached tracer process it starts) and [`standalone`] (`record -- CMD`).
+//! [`tools`]: merge, diff, check and convert the profiles users keep.
 
 pub mod annotation;
 pub mod arg_rules;
@@ -28,4 +29,5 @@ pub mod session;
 pub mod standalone;
 pub mod state;
 pub mod syscalls;
+pub mod tools;
 pub mod tracer;

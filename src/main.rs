@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
-use oci_seccomp_bpf_hook::cli::{Cli, Command};
+use clap::Parser;
+use oci_seccomp_bpf_hook::cli::{self, Cli, Command};
 use oci_seccomp_bpf_hook::logging::{self, Mode, Sink};
-use oci_seccomp_bpf_hook::{prestart, standalone};
+use oci_seccomp_bpf_hook::{prestart, standalone, tools};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -15,24 +15,35 @@ fn main() -> ExitCode {
         (false, None) => unreachable!("clap requires -s or a subcommand"),
     };
     if let Command::Man = command {
-        return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+        return match cli::render_man(&mut std::io::stdout()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&format!("failed to write the man page: {e}"), Sink::Stderr),
         };
     }
     let mode = match command {
-        Command::Record { .. } => Mode::Interactive,
-        _ => Mode::Hook,
+        Command::Prestart => Mode::Hook,
+        _ => Mode::Interactive,
     };
     let sink = logging::init(&cli.log_level, mode);
-    let result = match command {
+    let error_code = command.error_code();
+    let mut out = std::io::stdout().lock();
+    let result: anyhow::Result<i32> = match command {
         Command::Prestart => prestart::run(std::io::stdin().lock()).map(|()| 0),
         Command::Record { input, output, command } => standalone::run(&standalone::Record { input, output, command }),
+        Command::Merge { inputs, output } => tools::merge::run(&inputs, &output).map(|_| 0).map_err(Into::into),
+        Command::Diff { a, b } => tools::diff::run(&a, &b, &mut out).map_err(Into::into),
+        Command::Check { covers, recordings } => tools::covers::run(&covers, &recordings, &mut out).map_err(Into::into),
+        Command::Convert { to, input, output, name } => {
+            tools::convert::run(&input, to, &output, name.as_deref()).map(|_| 0).map_err(Into::into)
+        }
         Command::Man => unreachable!("handled above"),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
-        Err(e) => fail(&format!("{e:#}"), sink),
+        Err(e) => {
+            fail(&format!("{e:#}"), sink);
+            ExitCode::from(error_code)
+        }
     }
 }
 

@@ -15,5 +15,6 @@ mod pin_home;
 mod podman_errors;
 mod podman_profiles;
 mod precise_profiles;
+mod profile_tools;
 mod record;
 mod shared_recorder;
