@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::support::{
     allowed, assert_same, hook_bin, pins, skip, stderr, stdout, tracer_started, wait_for_profile, PROBE_IN_IMAGE,
 };
+use hook_test_support::tracer_ended;
 
 #[test]
 fn hooks_d_entry_is_the_old_tools() {
@@ -107,7 +108,7 @@ fn packaged_log() -> String {
     std::fs::read_to_string(PACKAGED_LOG).unwrap_or_default()
 }
 
-fn wait_until(what: &str, done: impl Fn() -> bool) {
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done() {
         assert!(Instant::now() < deadline, "60 s and still not: {what}");
@@ -151,9 +152,8 @@ fn the_deb_installs_records_without_hooks_dir_and_purges_clean() {
 
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("p.json");
-    let cidfile = work.path().join("cid");
     let cmd = [PROBE_IN_IMAGE, "once"];
-    let traced = Run::new("runc").rm().traced_into(&out).flag("--cidfile").flag(&cidfile.to_string_lossy());
+    let traced = Run::new("runc").rm().traced_into(&out);
     let first = plain_podman(&traced.args(&cmd));
     assert!(first.status.success(), "traced run failed: {}{}", stdout(&first), stderr(&first));
     let profile = wait_for_profile(&out);
@@ -161,8 +161,14 @@ fn the_deb_installs_records_without_hooks_dir_and_purges_clean() {
     let again = plain_podman(&Run::new("runc").rm().confined_by(&out).args(&cmd));
     assert_same(&first, &again, &cmd);
 
-    // The tracer ends right after writing the profile; purge once it has.
-    let id = std::fs::read_to_string(&cidfile).unwrap().trim().to_string();
+    // The tracer ends right after logging the profile it wrote; purge once
+    // it has. (Found by the profile: podman 5 deletes a --cidfile on --rm.)
+    let mut ended = None;
+    wait_until("the packaged tracer logged its end", || {
+        ended = tracer_ended(&packaged_log(), &out);
+        ended.is_some()
+    });
+    let id = ended.unwrap().container;
     let started = tracer_started(&packaged_log(), &id)
         .unwrap_or_else(|| panic!("no tracer-started event for {id} in the packaged hook's log: {}", packaged_log()));
     let tracer = format!("/proc/{}", started.tracer_pid);
@@ -175,14 +181,18 @@ fn the_deb_installs_records_without_hooks_dir_and_purges_clean() {
     for path in PACKAGED_FILES.iter().chain(&[PACKAGED_LOG]) {
         assert!(!Path::new(path).exists(), "{path} is left after purge");
     }
-    assert!(!pins::records().contains(&u64::from(started.mntns)), "the traced container's record is left");
+    // By owner, not by mount namespace: a namespace's inode number is
+    // reused by the next container at once (another test's, on a host).
+    let left = oci_seccomp_bpf_hook::tracer::traced();
+    assert!(!left.iter().any(|(_, owner)| *owner == started.tracer_pid), "our tracer's record is left: {left:?}");
     if said.contains(LEFT_TO_TRACERS) {
         // Other tracers share this bpffs (a host running other tests): the
         // pins and /run are theirs to remove, as postrm says.
         println!("NOTE: {}: postrm left the shared pins to running tracers: {said}", crate::support::test_name());
         return;
     }
-    assert_eq!(pins::dirs(), Vec::<PathBuf>::new(), "pin directories left after purge");
+    let tracers = crate::support::hook_processes("-s");
+    assert_eq!(pins::dirs(), Vec::<PathBuf>::new(), "pin directories left after purge (tracers now: {tracers:?})");
     for path in [BTF_CACHE, oci_seccomp_bpf_hook::tracer::LOCK_FILE] {
         assert!(!Path::new(path).exists(), "{path} is left after purge");
     }
