@@ -188,7 +188,8 @@ fn the_deb_installs_records_without_hooks_dir_and_purges_clean() {
     if said.contains(LEFT_TO_TRACERS) {
         // Other tracers share this bpffs (a host running other tests): the
         // pins and /run are theirs to remove, as postrm says.
-        println!("NOTE: {}: postrm left the shared pins to running tracers: {said}", crate::support::test_name());
+        let postrm: Vec<&str> = said.lines().filter(|l| l.contains(LEFT_TO_TRACERS)).collect();
+        println!("NOTE: {}: checked our record only; {}", crate::support::test_name(), postrm.join("; "));
         return;
     }
     let tracers = crate::support::hook_processes("-s");
