@@ -31,6 +31,9 @@ fixtures:
 demo: build-release fixtures
     bash scripts/demo.sh target/release/oci-seccomp-bpf-hook
 
+# The integration test that installs the .deb (tests/integration/packaging.rs).
+DEB_TEST := "the_deb_installs"
+
 # Everything CI runs: lint, pure tests, bounded fuzzing, root + podman tests on this kernel and in the newer userlands, VMs on the oldest and newest kernels.
 test: lint test-unit fuzz-ci test-host test-userlands (vm-test "5.10" "7.3")
 
@@ -38,9 +41,10 @@ test: lint test-unit fuzz-ci test-host test-userlands (vm-test "5.10" "7.3")
 test-unit:
     cargo test --locked --workspace --lib --bins
 
-# Root tests on the host kernel: the BPF engine (`record`) and podman end to end, runc and crun.
-test-host: fixtures
-    cargo test --locked --test integration -- --test-threads=2
+# Root tests on the host kernel: the BPF engine (`record`) and podman end to end, runc and crun; then the .deb installed, used and purged, alone (its postrm removes the shared pins only when no other tracer runs).
+test-host: fixtures deb
+    cargo test --locked --test integration -- --test-threads=2 --skip {{DEB_TEST}}
+    OCI_HOOK_TEST_DEB="$(just _deb-path)" cargo test --locked --test integration {{DEB_TEST}} -- --test-threads=1 --nocapture
 
 # The integration suite on Linux kernels under QEMU (all of vm/KERNELS when none given), e.g. `just vm-test 5.10`.
 vm-test *KERNELS: fixtures
@@ -49,10 +53,11 @@ vm-test *KERNELS: fixtures
         --image-archive target/fixtures/images.tar {{SLOW_PODMAN}} -- "$(just _integration-bin)" --test-threads=1 --nocapture
 
 # The integration suite on the host kernel in Debian userlands with newer podman, runc and crun (trixie and sid when none given), each a cached mmdebstrap root run as a chroot.
-test-userlands *USERLANDS: fixtures
+test-userlands *USERLANDS: fixtures deb
     bash tests/fixtures/images.sh --save target/fixtures/images.tar
     cargo run --locked --release -p vm-harness -- userland {{USERLANDS}} \
         --image-archive target/fixtures/images.tar --env CONTAINERS_CONF="$CONTAINERS_CONF" \
+        --env OCI_HOOK_TEST_DEB="$(just _deb-path)" \
         --env PODMAN_IGNORE_CGROUPSV1_WARNING=1 {{SLOW_PODMAN}} -- "$(just _integration-bin)" --test-threads=1 --nocapture
 
 # Builds the integration test binary and prints its path (for runs outside cargo: VMs, userlands).
@@ -70,7 +75,15 @@ lint:
     cargo clippy --locked --workspace --all-targets -- -D warnings
     clang-format --dry-run --Werror bpf/*.c bpf/*.h
 
-# Install the binary, the hooks.d entry and the man page under PREFIX.
+# The Debian package target/deb/oci-seccomp-bpf-hook_<version>_<arch>.deb: the release build, hooks.d entry, man page, copyright; Depends from dpkg-shlibdeps (dpkg-dev).
+deb: build-release
+    bash packaging/deb.sh target/release/oci-seccomp-bpf-hook target/deb
+
+# The path `just deb` writes, absolute (the userland chroots see the repository at its own path).
+_deb-path:
+    @echo "{{justfile_directory()}}/target/deb/oci-seccomp-bpf-hook_$(target/release/oci-seccomp-bpf-hook --version | cut -d' ' -f2)_$(dpkg --print-architecture).deb"
+
+# Install the binary, the hooks.d entry and the man page under PREFIX (from source; `just deb` for Debian).
 install PREFIX="/usr": build-release
     install -D -m 755 target/release/oci-seccomp-bpf-hook "{{PREFIX}}/libexec/oci/hooks.d/oci-seccomp-bpf-hook"
     mkdir -p "{{PREFIX}}/share/containers/oci/hooks.d" "{{PREFIX}}/share/man/man1"

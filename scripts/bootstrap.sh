@@ -11,9 +11,10 @@ cd "$(dirname "$0")/.."
 # strace and hyperfine for the benchmarks, clang-format for `just lint`,
 # bpftool for the shared-program tests, jq for the Justfile, mmdebstrap for
 # the userland roots of `just test-userlands`, debian-archive-keyring to
-# check the Debian archive where the host is not Debian (GitHub runners).
+# check the Debian archive where the host is not Debian (GitHub runners),
+# dpkg-dev for `just deb` (dpkg-shlibdeps computes the package's Depends).
 packages=(clang libelf-dev zlib1g-dev pkg-config libseccomp-dev podman runc crun
-  busybox-static gcc-multilib qemu-system-x86 cpio xz-utils zstd strace hyperfine clang-format jq bpftool mmdebstrap debian-archive-keyring)
+  busybox-static gcc-multilib qemu-system-x86 cpio xz-utils zstd strace hyperfine clang-format jq bpftool mmdebstrap debian-archive-keyring dpkg-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,9 +1,17 @@
-//! What a distribution installs: the hooks.d entry and the man page.
+//! What a distribution installs: the hooks.d entry, the man page, and the
+//! Debian package built by `just deb` installed, used and purged.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use hook_test_support::podman::Run;
 use serde_json::{json, Value};
 
-use crate::support::hook_bin;
+use crate::support::{
+    allowed, assert_same, hook_bin, pins, skip, stderr, stdout, tracer_started, wait_for_profile, PROBE_IN_IMAGE,
+};
+use hook_test_support::tracer_ended;
 
 #[test]
 fn hooks_d_entry_is_the_old_tools() {
@@ -47,4 +55,146 @@ fn without_root_the_hook_refuses_with_the_reason() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("must run as root") && err.contains("rootless"), "{err}");
+}
+
+// ---- The Debian package (`just deb`), installed, used and purged. ----
+
+/// Where the package puts its files (packaging/deb.sh).
+const PACKAGE: &str = "oci-seccomp-bpf-hook";
+const PACKAGED_FILES: [&str; 4] = [
+    "/usr/libexec/oci/hooks.d/oci-seccomp-bpf-hook",
+    "/usr/share/containers/oci/hooks.d/oci-seccomp-bpf-hook.json",
+    "/usr/share/man/man1/oci-seccomp-bpf-hook.1.gz",
+    "/usr/share/doc/oci-seccomp-bpf-hook/copyright",
+];
+/// The packaged entry has no `env`, so the hook logs to the journal or here.
+const PACKAGED_LOG: &str = oci_seccomp_bpf_hook::logging::DEFAULT_LOG_FILE;
+/// The minimal kernel BTF cache (src/tracer/kernel_btf.rs).
+const BTF_CACHE: &str = "/run/oci-seccomp-bpf-hook";
+/// What packaging/postrm says when it leaves the pins to running tracers.
+const LEFT_TO_TRACERS: &str = "tracers still record containers";
+
+/// `apt-get ARGS` as a maintainer would type it, never asking.
+fn apt_get(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("apt-get")
+        // Another apt run may hold the lock for a while: wait rather than fail.
+        .args(["-y", "-q", "-o", "Dpkg::Use-Pty=0", "-o", "DPkg::Lock::Timeout=120"])
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .expect("apt-get runs")
+}
+
+fn installed() -> bool {
+    let o = std::process::Command::new("dpkg-query").args(["-W", "-f=${Status}", PACKAGE]).output();
+    o.is_ok_and(|o| stdout(&o).contains("install ok installed"))
+}
+
+/// Podman with the suite's engine settings but podman's default hooks
+/// directories: the installed package must be found with no `--hooks-dir`.
+fn plain_podman(args: &[String]) -> std::process::Output {
+    let conf = hook_test_support::containers_conf();
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(!text.contains("hooks_dir"), "{conf:?} sets hooks_dir: this test needs podman's default hooks dirs");
+    std::process::Command::new("podman").env("CONTAINERS_CONF", conf).args(args).output().expect("podman runs")
+}
+
+/// What the packaged hook logged: the journal where one runs, else its file.
+fn packaged_log() -> String {
+    if Path::new("/run/systemd/journal/socket").exists() {
+        let o = std::process::Command::new("journalctl").args(["-t", PACKAGE, "--since", "-300s"]).output();
+        return o.map(|o| stdout(&o)).unwrap_or_default();
+    }
+    std::fs::read_to_string(PACKAGED_LOG).unwrap_or_default()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "60 s and still not: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `apt-get install ./oci-seccomp-bpf-hook_*.deb` makes a plain `podman run`
+/// with the annotation record a profile that replays; `apt-get purge`
+/// leaves no file, no pin and nothing in /run.
+#[test]
+fn the_deb_installs_records_without_hooks_dir_and_purges_clean() {
+    let Some(deb) = std::env::var_os("OCI_HOOK_TEST_DEB").map(PathBuf::from) else {
+        skip!("OCI_HOOK_TEST_DEB is unset: `just test-host` and `just test-userlands` build the package (`just deb`) and set it")
+    };
+    if !crate::support::is_root() {
+        skip!("installing a package needs root");
+    }
+    if !Path::new("/usr/bin/apt-get").exists() {
+        skip!("no apt-get: not a Debian-like system");
+    }
+    assert!(deb.is_file(), "OCI_HOOK_TEST_DEB={deb:?} is not a file: run `just deb`");
+    if installed() {
+        println!("the package is installed (an interrupted earlier run?): purging it first");
+        let o = apt_get(&["purge", PACKAGE]);
+        assert!(o.status.success(), "apt-get purge of the leftover failed: {}{}", stdout(&o), stderr(&o));
+    }
+    let ours = |path: &&str| {
+        std::process::Command::new("dpkg-query").args(["-S", path]).output().is_ok_and(|o| o.status.success())
+    };
+    if let Some(path) = PACKAGED_FILES.iter().find(|p| Path::new(p).exists() && !ours(p)) {
+        skip!("{path} belongs to no package (a `just install`?): installing and purging the package would remove it");
+    }
+
+    // apt-get resolves Depends from what is installed, with no download.
+    let o = apt_get(&["install", &deb.to_string_lossy()]);
+    assert!(o.status.success(), "apt-get install {deb:?} failed: {}{}", stdout(&o), stderr(&o));
+    for path in PACKAGED_FILES {
+        assert!(Path::new(path).exists(), "{path} is not installed");
+    }
+
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("p.json");
+    let cmd = [PROBE_IN_IMAGE, "once"];
+    let traced = Run::new("runc").rm().traced_into(&out);
+    let first = plain_podman(&traced.args(&cmd));
+    assert!(first.status.success(), "traced run failed: {}{}", stdout(&first), stderr(&first));
+    let profile = wait_for_profile(&out);
+    assert!(!allowed(&profile).is_empty(), "empty profile: {profile}");
+    let again = plain_podman(&Run::new("runc").rm().confined_by(&out).args(&cmd));
+    assert_same(&first, &again, &cmd);
+
+    // The tracer ends right after logging the profile it wrote; purge once
+    // it has. (Found by the profile: podman 5 deletes a --cidfile on --rm.)
+    let mut ended = None;
+    wait_until("the packaged tracer logged its end", || {
+        ended = tracer_ended(&packaged_log(), &out);
+        ended.is_some()
+    });
+    let id = ended.unwrap().container;
+    let started = tracer_started(&packaged_log(), &id)
+        .unwrap_or_else(|| panic!("no tracer-started event for {id} in the packaged hook's log: {}", packaged_log()));
+    let tracer = format!("/proc/{}", started.tracer_pid);
+    wait_until("the packaged tracer exited", || !Path::new(&tracer).exists());
+
+    let o = apt_get(&["purge", PACKAGE]);
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(o.status.success(), "apt-get purge failed: {said}");
+    assert!(!installed(), "still installed after purge: {said}");
+    for path in PACKAGED_FILES.iter().chain(&[PACKAGED_LOG]) {
+        assert!(!Path::new(path).exists(), "{path} is left after purge");
+    }
+    // By owner, not by mount namespace: a namespace's inode number is
+    // reused by the next container at once (another test's, on a host).
+    let left = oci_seccomp_bpf_hook::tracer::traced();
+    assert!(!left.iter().any(|(_, owner)| *owner == started.tracer_pid), "our tracer's record is left: {left:?}");
+    if said.contains(LEFT_TO_TRACERS) {
+        // Other tracers share this bpffs (a host running other tests): the
+        // pins and /run are theirs to remove, as postrm says.
+        let postrm: Vec<&str> = said.lines().filter(|l| l.contains(LEFT_TO_TRACERS)).collect();
+        println!("NOTE: {}: checked our record only; {}", crate::support::test_name(), postrm.join("; "));
+        return;
+    }
+    let tracers = crate::support::hook_processes("-s");
+    assert_eq!(pins::dirs(), Vec::<PathBuf>::new(), "pin directories left after purge (tracers now: {tracers:?})");
+    for path in [BTF_CACHE, oci_seccomp_bpf_hook::tracer::LOCK_FILE] {
+        assert!(!Path::new(path).exists(), "{path} is left after purge");
+    }
 }
