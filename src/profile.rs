@@ -272,9 +272,15 @@ pub fn merge(base: Option<&Profile>, recorded: &NamedSyscalls) -> Profile {
 const CLONE: &str = "clone";
 const CLONE3: &str = "clone3";
 /// ENOSYS on x86: what a kernel without the syscall returns.
-const ENOSYS: u32 = 38;
+pub const ENOSYS: u32 = 38;
 
 impl Rule {
+    /// Whether the rule makes its names fail as if the kernel lacked them
+    /// (ERRNO with ENOSYS, no conditions): a fallback, not a block.
+    pub fn is_enosys(&self) -> bool {
+        self.action == ACT_ERRNO && self.args.is_none() && self.extra.get("errnoRet") == Some(&ENOSYS.into())
+    }
+
     /// A rule making `name` fail as if the kernel lacked it.
     fn enosys(name: &str) -> Self {
         let mut extra = Map::new();

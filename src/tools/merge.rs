@@ -5,6 +5,9 @@
 //!   that rule is kept. Rules with another action and conditions on the
 //!   arguments are kept too, beside the allows (as in the input that had
 //!   them).
+//! - An ENOSYS rule (the recorder's `clone3` when it saw only `clone`) is a
+//!   fallback, not a block: its names stay allowed where another input
+//!   allows them, and the rule keeps only the names no input allows.
 //! - Allows are regrouped: one rule per count of inputs that allowed the
 //!   names unconditionally, with a `comment` "in K of N inputs" (the
 //!   coverage note), then one rule per (name, conditions) that was only
@@ -61,7 +64,8 @@ pub fn merge(inputs: &[(PathBuf, Profile)]) -> Result<Profile, MergeError> {
     let mut out = Profile { syscalls: Vec::new(), arch_map: None, architectures: None, ..first.clone() };
     merge_architectures(&mut out, inputs.iter().map(|(_, p)| p))?;
     let blocked = blocked_names(inputs.iter().map(|(_, p)| p));
-    out.syscalls = kept_rules(inputs.iter().map(|(_, p)| p), &blocked);
+    let allowed = allowed_names(inputs.iter().map(|(_, p)| p));
+    out.syscalls = kept_rules(inputs.iter().map(|(_, p)| p), &blocked, &allowed);
     out.syscalls.extend(allow_rules(inputs.iter().map(|(_, p)| p), &blocked, inputs.len()));
     Ok(out)
 }
@@ -122,9 +126,14 @@ fn merge_architectures<'a>(out: &mut Profile, inputs: impl Iterator<Item = &'a P
 fn blocked_names<'a>(inputs: impl Iterator<Item = &'a Profile>) -> BTreeSet<String> {
     inputs
         .flat_map(|p| &p.syscalls)
-        .filter(|r| !is_allow(r) && cond_of(r).is_none())
+        .filter(|r| !is_allow(r) && cond_of(r).is_none() && !r.is_enosys())
         .flat_map(|r| r.all_names().map(String::from))
         .collect()
+}
+
+/// Names some input allows, under conditions or not.
+fn allowed_names<'a>(inputs: impl Iterator<Item = &'a Profile>) -> BTreeSet<String> {
+    inputs.flat_map(|p| &p.syscalls).filter(|r| is_allow(r)).flat_map(|r| r.all_names().map(String::from)).collect()
 }
 
 /// An allow rule that only allows: names, maybe args, maybe our comment.
@@ -133,13 +142,23 @@ fn is_plain_allow(rule: &Rule) -> bool {
 }
 
 /// Every rule that is not a plain allow, once, in the order first seen;
-/// blocked names are taken out of allow rules kept this way.
-fn kept_rules<'a>(inputs: impl Iterator<Item = &'a Profile>, blocked: &BTreeSet<String>) -> Vec<Rule> {
+/// blocked names are taken out of allow rules kept this way, and allowed
+/// ones out of ENOSYS rules.
+fn kept_rules<'a>(
+    inputs: impl Iterator<Item = &'a Profile>,
+    blocked: &BTreeSet<String>,
+    allowed: &BTreeSet<String>,
+) -> Vec<Rule> {
     let mut kept: Vec<Rule> = Vec::new();
     for rule in inputs.flat_map(|p| &p.syscalls).filter(|r| !is_plain_allow(r)) {
         let mut rule = rule.clone();
-        if is_allow(&rule) {
-            let names: Vec<String> = rule.all_names().filter(|n| !blocked.contains(*n)).map(String::from).collect();
+        let taken_out = match (is_allow(&rule), rule.is_enosys()) {
+            (true, _) => Some(blocked),
+            (false, true) => Some(allowed),
+            (false, false) => None,
+        };
+        if let Some(taken_out) = taken_out {
+            let names: Vec<String> = rule.all_names().filter(|n| !taken_out.contains(*n)).map(String::from).collect();
             if names.is_empty() {
                 continue;
             }

@@ -50,11 +50,11 @@ fn the_union_notes_in_how_many_inputs_each_name_appeared() {
 #[test]
 fn a_name_any_input_blocks_stays_blocked_with_its_rule() {
     let a = recording(&["read", "clone3"], json!([]));
-    let b = recording(&["read", "clone"], json!([{"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]));
+    let b = recording(&["read", "clone"], json!([{"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]));
     let out = merge(&inputs(vec![a, b])).unwrap();
     let clone3 = rule_with(&out, "clone3");
     assert_eq!(clone3.len(), 1, "{clone3:?}");
-    assert_eq!((clone3[0].action.as_str(), &clone3[0].extra["errnoRet"]), (ACT_ERRNO, &json!(38)));
+    assert_eq!((clone3[0].action.as_str(), &clone3[0].extra["errnoRet"]), (ACT_ERRNO, &json!(1)));
 }
 
 #[test]
@@ -67,7 +67,8 @@ fn every_action_kind_is_kept_and_blocks_its_names() {
                       "action": "SCMP_ACT_ALLOW"}]
     }));
     let out = merge(&inputs(vec![all.clone(), allows_everything])).unwrap();
-    for rule in all.syscalls.iter().filter(|r| r.action != ACT_ALLOW) {
+    // (clone3's ENOSYS fallback gives way to the allow: see below.)
+    for rule in all.syscalls.iter().filter(|r| r.action != ACT_ALLOW && !r.is_enosys()) {
         assert!(out.syscalls.contains(rule), "{rule:?} was not kept");
         let name = rule.all_names().next().unwrap();
         assert!(
@@ -134,7 +135,7 @@ fn architectures_and_arch_maps_are_unions_but_do_not_mix() {
 fn allow_rules_that_mean_more_than_allow_are_kept_verbatim() {
     let baseline = p(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
         {"names": ["mount", "clone3"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
-        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
     ]}));
     let out = merge(&inputs(vec![baseline])).unwrap();
     assert_eq!(out.syscalls[0].names, Some(vec!["mount".to_string()]), "clone3 is blocked: taken out");
@@ -155,4 +156,23 @@ fn run_writes_the_merge_and_names_a_bad_input() {
     assert_eq!(crate::tools::load_profile(&out).unwrap().syscalls[0].extra["comment"], "in 2 of 2 inputs");
     let e = run(&[a, bad], &out).unwrap_err().to_string();
     assert!(e.contains("bad.json") && e.contains("defaultAction") && e.contains("a string"), "{e}");
+}
+
+/// The recorder's clone3 ENOSYS (a run that only used clone) is a fallback:
+/// merged with a run that used clone3, clone3 is allowed and the rule goes;
+/// merged with runs that all lacked it, it stays.
+#[test]
+fn an_enosys_fallback_gives_way_to_an_allow() {
+    let enosys = json!([{"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]);
+    let forks = recording(&["clone", "read"], enosys.clone());
+    let threads = recording(&["clone3", "read"], json!([]));
+    let out = merge(&inputs(vec![forks.clone(), threads])).unwrap();
+    let clone3 = rule_with(&out, "clone3");
+    assert!(clone3.len() == 1 && clone3[0].action == ACT_ALLOW, "{clone3:?}");
+    let out = merge(&inputs(vec![forks.clone(), forks])).unwrap();
+    let clone3 = rule_with(&out, "clone3");
+    assert!(clone3.len() == 1 && clone3[0].is_enosys(), "{clone3:?}");
+    let blocked = recording(&["read"], json!([{"names": ["clone3"], "action": "SCMP_ACT_ERRNO"}]));
+    let out = merge(&inputs(vec![blocked, recording(&["clone3"], json!([]))])).unwrap();
+    assert!(rule_with(&out, "clone3").iter().all(|r| r.action == ACT_ERRNO), "EPERM is a block");
 }
