@@ -193,7 +193,10 @@ static __always_inline void keep_args(struct container_record *set, struct pt_re
 	for (__u32 i = 0; i < ARG_WATCHES; i++) {
 		__u32 at = abi * ARG_WATCHES + i;
 		struct arg_watch *watch = &set->watches[at];
-		long err;
+		/* int: before 6.4 the map's update returns int, and the verifier
+		 * calls it directly, leaving the upper half of the register 0
+		 * (a long held 4294967279 for -EEXIST on 5.10). */
+		int err;
 
 		if (watch->nr != (__s32)nr)
 			continue;
@@ -206,7 +209,7 @@ static __always_inline void keep_args(struct container_record *set, struct pt_re
 		if (err == 0)
 			__sync_fetch_and_add(&set->arg_distinct[at], 1);
 		else if (err != -EEXIST_ERRNO)
-			set->arg_lost[at] = 1;
+			set->arg_lost[at] = (__u8)-err;
 	}
 }
 

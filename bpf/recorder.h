@@ -106,10 +106,10 @@ struct container_record {
 	/* Entries whose number is outside the table (e.g. syscall(-1)). */
 	__u64 out_of_range;
 	/* Indexed [abi * ARG_WATCHES + watch]: what to keep (written by user
-	 * space), how many distinct values went into the value map, and 1
-	 * once a value could not be kept (map full): no value is ever lost
-	 * silently, a rule then allows the name without arguments. Only
-	 * calls outside the runtime's setup are kept. */
+	 * space), how many distinct values went into the value map, and the
+	 * error number once a value could not be kept (map full or busy): no
+	 * value is ever lost silently, a rule then allows the name without
+	 * arguments. Only calls outside the runtime's setup are kept. */
 	struct arg_watch watches[ABI_COUNT * ARG_WATCHES];
 	__u32 arg_distinct[ABI_COUNT * ARG_WATCHES];
 	__u8 arg_lost[ABI_COUNT * ARG_WATCHES];

@@ -138,6 +138,8 @@ pub enum Plain {
     Unrecorded(Abi),
     #[error("a value under {0} could not be recorded (the recorder's value map was full or busy)")]
     Lost(Abi),
+    #[error("calls under {0} were recorded without their values")]
+    NotKept(Abi),
     #[error("more than {MAX_VALUES} distinct values were recorded")]
     TooMany,
 }
@@ -182,8 +184,9 @@ fn allowed_as<'a>(watched: &Watched, calls: &[Call], kept: impl Fn(Abi) -> Optio
             // The recorder keeps a value for every call outside the setup:
             // none kept is a value lost.
             match kept(call.abi) {
-                Some(k) if !k.lost && !k.values.is_empty() => values.extend(&k.values),
-                _ => return Allowed::Plain(Plain::Lost(call.abi)),
+                Some(k) if k.lost => return Allowed::Plain(Plain::Lost(call.abi)),
+                Some(k) if !k.values.is_empty() => values.extend(&k.values),
+                _ => return Allowed::Plain(Plain::NotKept(call.abi)),
             }
         }
     }

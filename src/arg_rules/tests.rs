@@ -70,7 +70,7 @@ fn a_lost_value_or_too_many_values_fall_back_to_the_name() {
     let Allowed::With(rules) = &conditions(&at_bound, &set, &SyscallSet::default())["personality"] else { panic!() };
     assert_eq!(rules.len(), MAX_VALUES);
     let none_kept = conditions(&ArgValues::new(), &set, &SyscallSet::default());
-    assert_eq!(none_kept["personality"], Allowed::Plain(Plain::Lost(Abi::X86_64)), "a call without a value");
+    assert_eq!(none_kept["personality"], Allowed::Plain(Plain::NotKept(Abi::X86_64)), "a call without a value");
 }
 
 /// Every watched name has a number on the native ABI, i386 socket has its

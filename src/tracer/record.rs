@@ -80,7 +80,9 @@ fn lost_values(record: &Record) -> ArgValues {
     let mut out = ArgValues::new();
     for abi in Abi::ALL {
         for i in 0..WATCHED.len() {
-            if record.arg_lost[abi_row(abi) * ARG_WATCHES + i] != 0 {
+            let errno = record.arg_lost[abi_row(abi) * ARG_WATCHES + i];
+            if errno != 0 {
+                tracing::warn!("the recorder could not keep a value of {} under {abi}: error {errno}", WATCHED[i].name);
                 out.entry((abi, i)).or_default().lost = true;
             }
         }
