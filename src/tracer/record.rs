@@ -79,10 +79,10 @@ const ABI_WATCHES: usize = recorded_abi::ABI_COUNT.0 as usize * ARG_WATCHES;
 fn lost_values(record: &Record) -> ArgValues {
     let mut out = ArgValues::new();
     for abi in Abi::ALL {
-        for i in 0..WATCHED.len() {
+        for (i, watched) in WATCHED.iter().enumerate() {
             let errno = record.arg_lost[abi_row(abi) * ARG_WATCHES + i];
             if errno != 0 {
-                tracing::warn!("the recorder could not keep a value of {} under {abi}: error {errno}", WATCHED[i].name);
+                tracing::warn!("the recorder could not keep a value of {} under {abi}: error {errno}", watched.name);
                 out.entry((abi, i)).or_default().lost = true;
             }
         }
