@@ -73,9 +73,12 @@ pub fn check_not_host(c: &Container) -> Result<(), StateError> {
     let ns = |pid: &str| std::fs::metadata(format!("/proc/{pid}/ns/mnt")).map(|m| (m.dev(), m.ino()));
     let theirs =
         ns(&c.pid.to_string()).map_err(|source| StateError::Namespace { id: id.clone(), pid: c.pid, source })?;
-    // pid 1's may be unreadable (a sandbox's init); the hook's own is
+    // pid 1's may be unreadable, or itself in a namespace of its own (a
+    // sandbox's init); kernel threads always sit in the initial mount
+    // namespace, so kthreadd's is the host's for sure; the hook's own is
     // the host's whenever the runtime runs on the host.
-    for (pid, whose) in [("1", "the host (pid 1)"), ("self", "the hook itself")] {
+    let kthreadd = is_kernel_thread("2").then_some(("2", "the host (its kernel threads)"));
+    for (pid, whose) in [("1", "the host (pid 1)"), ("self", "the hook itself")].into_iter().chain(kthreadd) {
         if ns(pid).is_ok_and(|ours| ours == theirs) {
             return Err(StateError::HostNamespace { id, pid: c.pid, whose });
         }
@@ -83,9 +86,29 @@ pub fn check_not_host(c: &Container) -> Result<(), StateError> {
     Ok(())
 }
 
+/// Whether `pid` is a kernel thread (PF_KTHREAD in /proc/PID/stat's flags):
+/// pid 2 is kthreadd, unless the hook runs in a PID namespace of its own,
+/// where that number is some other process.
+fn is_kernel_thread(pid: &str) -> bool {
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    let after_comm = stat.rfind(')').map(|i| &stat[i + 1..]).unwrap_or_default();
+    let flags = after_comm.split_whitespace().nth(6).and_then(|f| f.parse::<u64>().ok());
+    flags.is_some_and(|f| f & PF_KTHREAD != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_threads_are_told_from_processes() {
+        assert!(!is_kernel_thread("self") && !is_kernel_thread("1") && !is_kernel_thread("no-such-pid"));
+        // Outside a PID namespace of its own (CI, a host), pid 2 is kthreadd.
+        if std::fs::read_to_string("/proc/2/comm").is_ok_and(|c| c.trim() == "kthreadd") {
+            assert!(is_kernel_thread("2"));
+        }
+    }
 
     #[test]
     fn reads_pid_and_annotation() {
