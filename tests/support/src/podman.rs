@@ -13,6 +13,12 @@ const PACKAGED_ENTRY: &str = include_str!("../../../hooks.d/oci-seccomp-bpf-hook
 /// The entry's file name in a hooks.d folder.
 pub const ENTRY_FILE: &str = "oci-seccomp-bpf-hook.json";
 
+/// runc's error when `runc init` exits before it writes its first byte, which
+/// it does at the very start of nsexec (libcontainer/nsenter), before it reads
+/// its config: no hook has run, so the failure is the runtime's alone. runc
+/// 1.1.15 (Debian 13) did this once in about a thousand starts in CI.
+pub const RUNTIME_DIED_BEFORE_INIT: &str = "waiting for init preliminary setup";
+
 /// A container that runs until it is removed.
 pub const SLEEPER: [&str; 2] = ["/bin/sleep", "1000"];
 
@@ -62,8 +68,24 @@ impl Cli {
         c
     }
 
+    /// Runs podman; a `podman run` whose runtime died before its container's
+    /// init began (`RUNTIME_DIED_BEFORE_INIT`) is run once more, and says so.
     pub fn output<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Result<Output, Error> {
-        self.command().args(args).output().map_err(|source| Error::Spawn { what: "podman".into(), source })
+        let run =
+            || self.command().args(args).output().map_err(|source| Error::Spawn { what: "podman".into(), source });
+        let o = run()?;
+        let is_run = args.first().is_some_and(|a| a.as_ref() == "run");
+        if !is_run || o.status.success() || !text(&o.stderr).contains(RUNTIME_DIED_BEFORE_INIT) {
+            return Ok(o);
+        }
+        eprintln!(
+            "podman run: the runtime died before its init began (no hook had run), once more: {}",
+            text(&o.stderr)
+        );
+        if let Some(name) = args.windows(2).find(|w| w[0].as_ref() == "--name").map(|w| w[1].as_ref().to_owned()) {
+            let _ = self.command().args(["rm", "-f", "-t", "0"]).arg(name).output();
+        }
+        run()
     }
 
     /// Like `output`, and podman must succeed.
