@@ -84,8 +84,9 @@ pub fn architectures(profile: &Value) -> Vec<String> {
     profile["architectures"].as_array().into_iter().flatten().map(|a| a.as_str().unwrap().to_string()).collect()
 }
 
-/// Podman, configured by tests/fixtures/containers.conf, running this
-/// build's hook from a private hooks.d folder.
+/// Podman, configured by the suite's containers.conf (CONTAINERS_CONF, else
+/// tests/fixtures/containers.conf), running this build's hook from a private
+/// hooks.d folder.
 pub struct Podman {
     pub runtime: &'static str,
     cli: Cli,

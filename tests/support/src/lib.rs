@@ -43,9 +43,18 @@ pub fn repo_root() -> PathBuf {
     here.ancestors().nth(2).expect("tests/support sits two levels below the root").to_path_buf()
 }
 
-/// podman's configuration for this machine (tests/fixtures/containers.conf).
+/// podman's configuration for this machine: `CONTAINERS_CONF` when set, as
+/// podman itself reads it, so a machine with its own settings (a systemd
+/// guest using podman's default cgroup manager and events logger) tests
+/// podman as it is configured there; else tests/fixtures/containers.conf,
+/// which the Justfile exports for every recipe anyway.
 pub fn containers_conf() -> PathBuf {
-    repo_root().join("tests/fixtures/containers.conf")
+    match std::env::var_os("CONTAINERS_CONF").filter(|v| !v.is_empty()) {
+        // Relative to our working directory, as podman (which inherits it)
+        // would read it; made absolute so a unit file can name it too.
+        Some(conf) => std::path::absolute(&conf).unwrap_or_else(|_| PathBuf::from(conf)),
+        None => repo_root().join("tests/fixtures/containers.conf"),
+    }
 }
 
 pub fn text(bytes: &[u8]) -> String {
