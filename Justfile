@@ -53,6 +53,15 @@ vm-test *KERNELS: fixtures
     cargo run --locked --release -p vm-harness -- matrix {{KERNELS}} \
         --image-archive target/fixtures/images.tar {{SLOW_PODMAN}} -- "$(just _integration-bin)" --test-threads=1 --nocapture
 
+# The integration suite in guests that boot like a distribution (systemd PID 1, cgroup v2, journald, podman's systemd cgroup manager, the .deb installed at boot), USERLAND:SERIES each, e.g. `just vm-test-systemd trixie:6.12`. The .deb test runs in test-host and test-userlands: here the package is already installed.
+vm-test-systemd *PAIRS="sid:7.3": fixtures deb
+    bash tests/fixtures/images.sh --save target/fixtures/images.tar
+    for pair in {{PAIRS}}; do \
+        cargo run --locked --release -p vm-harness -- systemd "${pair%%:*}" --kernel "${pair##*:}" \
+            --deb "$(just _deb-path)" --image-archive target/fixtures/images.tar {{SLOW_PODMAN}} \
+            -- "$(just _integration-bin)" --test-threads=1 --nocapture --skip {{DEB_TEST}}; \
+    done
+
 # The integration suite on the host kernel in Debian userlands with newer podman, runc and crun (trixie and sid when none given), each a cached mmdebstrap root run as a chroot.
 test-userlands *USERLANDS: fixtures deb
     bash tests/fixtures/images.sh --save target/fixtures/images.tar

@@ -8,9 +8,13 @@
 
 use std::path::PathBuf;
 
-/// The template; see the comment at its top.
+/// The templates; see the comment at the top of each.
 const RUN_TEMPLATE: &str = include_str!("guest/run.sh");
-pub const CONTAINERS_CONF: &str = include_str!("guest/containers.conf");
+const SYSTEMD_RUN_TEMPLATE: &str = include_str!("guest/systemd-run.sh");
+const CONTAINERS_CONF: &str = include_str!("guest/containers.conf");
+const SYSTEMD_CONTAINERS_CONF: &str = include_str!("guest/containers-systemd.conf");
+/// The unit that runs stage 2 in a systemd guest.
+const SYSTEMD_UNIT: &str = include_str!("guest/vm-harness.service");
 
 /// Printed on the console by stage 2 once everything is mounted (boot time ends here) and once
 /// the image archive is loaded.
@@ -24,6 +28,11 @@ pub const ERROR_PREFIX: &str = "vm-harness: ";
 /// Files in the harness share.
 pub const RUN_SCRIPT: &str = "run.sh";
 pub const CONTAINERS_CONF_FILE: &str = "containers.conf";
+/// Systemd guests: the unit stage 1 enables, and the repository's path (shared as `repo`).
+pub const SYSTEMD_UNIT_FILE: &str = "vm-harness.service";
+pub const REPO_PATH_FILE: &str = "repo-path";
+/// On the kernel command line of a systemd guest: stage 1 boots systemd instead of run.sh.
+pub const SYSTEMD_PARAM: &str = "vmharness.systemd";
 pub const OUTPUT_FILE: &str = "output.log";
 pub const STATUS_FILE: &str = "status";
 
@@ -47,6 +56,31 @@ pub struct Job {
     /// Extra environment, after (so overriding) PATH, HOME and CONTAINERS_CONF.
     pub env: Vec<(String, String)>,
     pub command: Vec<String>,
+    /// Boot a userland root with systemd as PID 1 instead of the host root with run.sh.
+    pub systemd: Option<SystemdGuest>,
+}
+
+/// A guest that boots like a distribution: a userland root (shared read-only as the guest's `/`),
+/// systemd as PID 1, cgroup v2 unified, journald, the package installed at boot. The job's
+/// working directory is shared too, at its own path.
+#[derive(Debug, Clone)]
+pub struct SystemdGuest {
+    pub root: PathBuf,
+    /// `apt-get install`ed before the command; a path the guest sees.
+    pub deb: Option<PathBuf>,
+}
+
+/// The files of the harness share for `job`: `(name, contents)`.
+pub fn share_files(job: &Job) -> Vec<(&'static str, String)> {
+    let mut files = vec![(RUN_SCRIPT, render_run_script(job))];
+    if job.systemd.is_some() {
+        files.push((CONTAINERS_CONF_FILE, SYSTEMD_CONTAINERS_CONF.to_owned()));
+        files.push((SYSTEMD_UNIT_FILE, SYSTEMD_UNIT.to_owned()));
+        files.push((REPO_PATH_FILE, job.workdir.display().to_string()));
+    } else {
+        files.push((CONTAINERS_CONF_FILE, CONTAINERS_CONF.to_owned()));
+    }
+    files
 }
 
 /// Stage 2 for `job`.
@@ -55,7 +89,12 @@ pub fn render_run_script(job: &Job) -> String {
     let mut env: Vec<String> = ["PATH", "HOME", "CONTAINERS_CONF"].iter().map(|k| format!("{k}=\"${k}\"")).collect();
     env.extend(job.env.iter().map(|(k, v)| quote(&format!("{k}={v}"))));
     let command: Vec<String> = job.command.iter().map(|a| quote(a)).collect();
-    RUN_TEMPLATE
+    let (template, deb) = match &job.systemd {
+        Some(guest) => (SYSTEMD_RUN_TEMPLATE, guest.deb.as_ref().map(|d| d.display().to_string()).unwrap_or_default()),
+        None => (RUN_TEMPLATE, String::new()),
+    };
+    template
+        .replace("@DEB@", &quote(&deb))
         .replace("@IMAGE_ARCHIVE@", &quote(&image))
         .replace("@WORKDIR@", &quote(&job.workdir.display().to_string()))
         .replace("@ENV@", &env.join(" "))
@@ -123,6 +162,7 @@ mod tests {
             workdir: "/work/main".into(),
             env: vec![("RUST_BACKTRACE".into(), "1".into())],
             command: vec!["/t/integration-abc".into(), "--test-threads=1".into(), "a b".into()],
+            systemd: None,
         };
         let script = render_run_script(&job);
         assert!(script.contains("image='/t/images.tar'\n"));
@@ -138,7 +178,26 @@ mod tests {
 
     #[test]
     fn no_image_means_no_load() {
-        let job = Job { image_archive: None, workdir: "/".into(), env: vec![], command: vec!["true".into()] };
+        let job =
+            Job { image_archive: None, workdir: "/".into(), env: vec![], command: vec!["true".into()], systemd: None };
         assert!(render_run_script(&job).contains("image=''\n"));
+    }
+
+    #[test]
+    fn a_systemd_guest_gets_its_unit_its_repository_and_the_package() {
+        let mut job =
+            Job { image_archive: None, workdir: "/w/x".into(), env: vec![], command: vec!["t".into()], systemd: None };
+        let names = |job: &Job| share_files(job).into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+        assert_eq!(names(&job), [RUN_SCRIPT, CONTAINERS_CONF_FILE]);
+        job.systemd = Some(SystemdGuest { root: "/r".into(), deb: Some("/w/x/h.deb".into()) });
+        assert_eq!(names(&job), [RUN_SCRIPT, CONTAINERS_CONF_FILE, SYSTEMD_UNIT_FILE, REPO_PATH_FILE]);
+        let files = share_files(&job);
+        assert_eq!(files[3].1, "/w/x");
+        assert!(!files[1].1.contains("cgroup_manager"), "podman's default cgroup manager: {}", files[1].1);
+        let script = &files[0].1;
+        assert!(script.contains("deb='/w/x/h.deb'\n") && script.contains("systemctl poweroff"), "{script}");
+        for placeholder in ["@DEB@", "@IMAGE_ARCHIVE@", "@WORKDIR@", "@ENV@", "@COMMAND@"] {
+            assert!(!script.contains(placeholder), "{placeholder} was left");
+        }
     }
 }

@@ -7,6 +7,8 @@
 //!
 //! The userland tier runs on the host kernel instead: `rootfs` (a Debian root per userland,
 //! cached under target/) -> `chroot` (the command inside it) -> `userland` (each, and the table).
+//! `systemd` boots such a root under QEMU instead, with systemd as PID 1 (stage 1 and `vm` as
+//! above, `guest::SystemdGuest` for what differs).
 
 pub mod bzimage;
 pub mod chroot;
@@ -20,6 +22,7 @@ pub mod modules;
 pub mod qemu;
 pub mod report;
 pub mod rootfs;
+pub mod systemd;
 pub mod tool;
 pub mod userland;
 pub mod vm;

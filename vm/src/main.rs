@@ -12,7 +12,7 @@ use vm_harness::guest::{self, Job};
 use vm_harness::report::{self, Row, Verdict};
 use vm_harness::userland::{self, UserlandJob};
 use vm_harness::vm::{self, AccelMode, Outcome, VmOptions};
-use vm_harness::{exit, kernels, matrix, rootfs};
+use vm_harness::{exit, kernels, matrix, rootfs, systemd};
 
 const EXIT_CODES: &str = "Exit codes:
   0  the command succeeded on every kernel
@@ -81,6 +81,23 @@ enum Command {
         /// which is bound into the root at the same path.
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
+    },
+    /// Boot a userland's root on one kernel with systemd as PID 1 (cgroup v2, journald, podman's
+    /// systemd cgroup manager), install the package, run the command; the repository is shared.
+    Systemd {
+        /// The userland, e.g. sid.
+        userland: String,
+        /// Kernel series from vm/KERNELS, e.g. 7.3.
+        #[arg(long)]
+        kernel: String,
+        /// `apt-get install` this package at boot, before the command.
+        #[arg(long, value_name = "FILE")]
+        deb: Option<PathBuf>,
+        /// Where roots are cached, by the versions of their packages.
+        #[arg(long, value_name = "DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/userlands"))]
+        roots: PathBuf,
+        #[command(flatten)]
+        vm: VmArgs,
     },
 }
 
@@ -193,6 +210,19 @@ fn dispatch(cli: &Cli) -> Result<i32, Failure> {
             };
             userlands(names, job)
         }
+        Command::Systemd { userland, kernel, deb, roots, vm } => {
+            let userland = rootfs::select(std::slice::from_ref(userland)).map_err(usage)?.remove(0);
+            let kernel = kernels_for(std::slice::from_ref(kernel), false)?.remove(0);
+            let (job, opts) = prepare(vm, &kernel, &cli.out)?;
+            let deb = deb.as_ref().map(|d| existing(d, "package")).transpose()?;
+            std::fs::create_dir_all(roots)
+                .with_context(|| format!("failed to create {}", roots.display()))
+                .map_err(infra)?;
+            let roots = existing(roots, "roots directory")?;
+            let dirs = (cli.cache.join("apt"), roots, cli.out.clone());
+            let dirs = (dirs.0.as_path(), dirs.1.as_path(), dirs.2.as_path());
+            systemd::run(userland, &kernel, &job, deb, &opts, dirs, &mut std::io::stdout()).map_err(infra)
+        }
         Command::Matrix { series, jobs, vm } => {
             let kernels = kernels_for(series, false)?;
             let (job, opts) = prepare(vm, &kernels[0], &cli.out)?;
@@ -266,10 +296,15 @@ fn prepare(args: &VmArgs, kernel: &Kernel, out: &Path) -> Result<(Job, VmOptions
     std::fs::create_dir_all(out).with_context(|| format!("failed to create {}", out.display())).map_err(infra)?;
     let (accel, why) = vm::choose_accel(args.accel, kernel, out);
     eprintln!("vm-harness: accelerator: {why}");
-    let job = Job { image_archive, workdir, env: args.env.clone(), command: args.command.clone() };
+    let job = Job { image_archive, workdir, env: args.env.clone(), command: args.command.clone(), systemd: None };
     let opts =
         VmOptions { accel, memory_mib: args.memory, cpus: args.cpus, timeout: Duration::from_secs(args.timeout) };
     Ok((job, opts))
+}
+
+/// `path` made absolute, or a usage error naming `what`.
+fn existing(path: &Path, what: &str) -> Result<PathBuf, Failure> {
+    path.canonicalize().with_context(|| format!("no {what} {}", path.display())).map_err(usage)
 }
 
 /// `userland`: the command in each userland's root, the table, the exit code.

@@ -37,9 +37,23 @@ pub const USERLANDS: &[Userland] = &[
 
 /// What the root holds besides `--variant=apt`'s base: podman and both runtimes; bpftool and
 /// util-linux (unshare, setpriv) for the integration tests; mount (umount, for `chroot`); the
-/// hook's shared libraries.
-pub const PACKAGES: &[&str] =
-    &["podman", "crun", "runc", "conmon", "bpftool", "util-linux", "mount", "libelf1t64", "zlib1g", "libseccomp2"];
+/// hook's shared libraries; systemd (PID 1 of `vm-harness systemd` guests, with journald), its
+/// `/sbin/init` and dbus (podman's systemd cgroup manager asks systemd over D-Bus).
+pub const PACKAGES: &[&str] = &[
+    "podman",
+    "crun",
+    "runc",
+    "conmon",
+    "bpftool",
+    "util-linux",
+    "mount",
+    "libelf1t64",
+    "zlib1g",
+    "libseccomp2",
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {

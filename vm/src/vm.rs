@@ -87,11 +87,8 @@ pub fn run(kernel: &Kernel, job: &Job, opts: &VmOptions, out_root: &Path, live: 
             cpus: opts.cpus,
             kernel: kernel.boot_image.clone(),
             initrd,
-            extra_append: vec![],
-            shares: vec![
-                Share { tag: "rootfs".into(), path: "/".into(), readonly: true },
-                Share { tag: "harness".into(), path: share.clone(), readonly: false },
-            ],
+            extra_append: extra_append(job),
+            shares: shares(job, &share),
             console_log: out_dir.join("console.log"),
         };
         spawn(&cfg, &out_dir)
@@ -103,6 +100,30 @@ pub fn run(kernel: &Kernel, job: &Job, opts: &VmOptions, out_root: &Path, live: 
     let watched = watch(child, &out_dir.join("console.log"), &share.join(guest::OUTPUT_FILE), opts.timeout, live);
     let outcome = classify(&watched, opts.timeout, &out_dir, &share);
     report(outcome, watched.booted)
+}
+
+/// The root (the host's, or a systemd guest's userland with the repository), and the harness share.
+fn shares(job: &Job, share: &Path) -> Vec<Share> {
+    let root = job.systemd.as_ref().map_or_else(|| PathBuf::from("/"), |g| g.root.clone());
+    let mut shares = vec![
+        Share { tag: "rootfs".into(), path: root, readonly: true },
+        Share { tag: "harness".into(), path: share.to_owned(), readonly: false },
+    ];
+    if job.systemd.is_some() {
+        shares.push(Share { tag: "repo".into(), path: job.workdir.clone(), readonly: true });
+    }
+    shares
+}
+
+/// A systemd guest: stage 1 boots systemd, with the unified cgroup hierarchy (the default of
+/// systemd 256 and later; older ones need asking) and only its errors on the console.
+fn extra_append(job: &Job) -> Vec<String> {
+    match job.systemd {
+        Some(_) => [guest::SYSTEMD_PARAM, "systemd.unified_cgroup_hierarchy=1", "systemd.show_status=error"]
+            .map(String::from)
+            .to_vec(),
+        None => vec![],
+    }
 }
 
 /// Boots `kernel` with KVM and an init that powers off at once. True only if that worked
@@ -142,22 +163,32 @@ fn prepare(kernel: &Kernel, job: &Job, out_dir: &Path, share: &Path) -> Result<P
     // An archive under /var/tmp (say) would be hidden by the guest's fresh tmpfs: bring a copy in
     // through the share instead.
     let mut job = job.clone();
-    if let Some(archive) = job.image_archive.as_mut().filter(|a| guest::masked_by(a).is_some()) {
-        let copy = share.join("images.tar");
-        std::fs::copy(&*archive, &copy).map_err(VmError::io("copy the image archive to", &copy))?;
-        *archive = Path::new("/vm-harness/images.tar").to_owned();
+    // A systemd guest sees the repository, not the host's root: what is outside it comes by copy.
+    let workdir = job.workdir.clone();
+    let hidden = |p: &Path| match job.systemd {
+        Some(_) => !p.starts_with(&workdir),
+        None => guest::masked_by(p).is_some(),
+    };
+    if let Some(archive) = job.image_archive.as_mut().filter(|a| hidden(a)) {
+        *archive = copy_in(archive, share, "images.tar")?;
     }
-    let files = [
-        (guest::RUN_SCRIPT, guest::render_run_script(&job)),
-        (guest::CONTAINERS_CONF_FILE, guest::CONTAINERS_CONF.to_owned()),
-    ];
-    for (name, contents) in files {
+    if let Some(deb) = job.systemd.as_mut().and_then(|g| g.deb.as_mut()).filter(|d| !d.starts_with(&workdir)) {
+        *deb = copy_in(deb, share, "package.deb")?;
+    }
+    for (name, contents) in guest::share_files(&job) {
         let path = share.join(name);
         std::fs::write(&path, contents).map_err(VmError::io("write", &path))?;
     }
     let initrd = out_dir.join("initramfs.cpio");
     initramfs::build(&kernel.modules_dir, &initrd)?;
     Ok(initrd)
+}
+
+/// Copies `file` into the harness share as `name`; returns its path in the guest.
+fn copy_in(file: &Path, share: &Path, name: &str) -> Result<PathBuf, VmError> {
+    let copy = share.join(name);
+    std::fs::copy(file, &copy).map_err(VmError::io("copy into the harness share", file))?;
+    Ok(Path::new("/vm-harness").join(name))
 }
 
 fn spawn(cfg: &VmConfig, out_dir: &Path) -> Result<Child, VmError> {

@@ -39,18 +39,45 @@ mount_9p() {
     done
 }
 
-# cache=loose: the host root does not change under a test run, and this is much faster.
+# cache=loose: the shared root (the host's, or a userland's) does not change under a test run,
+# and this is much faster.
 mount_9p rootfs ro,cache=loose /lower
 mount -t tmpfs -o mode=0755 tmpfs /rw || fail "mount tmpfs for the overlay"
 mkdir -p /rw/upper /rw/work
 mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work overlay /newroot \
-    || fail "mount overlay on the host root"
+    || fail "mount overlay on the shared root"
 
 # The harness share carries the stage 2 script in and the results out; no cache, so what the
 # guest writes reaches the host as it is written.
 mkdir -p /newroot/vm-harness
 mount_9p harness cache=none /newroot/vm-harness
 
+if ! grep -q 'vmharness.systemd' /proc/cmdline; then
+    umount /proc /sys /dev
+    exec switch_root /newroot /bin/busybox sh /vm-harness/run.sh
+    fail "switch_root"
+fi
+
+# A userland root booted by systemd: the repository (test binary, hook, fixtures) comes in as a
+# share of its own at its host path, read-only with a tmpfs overlay as the root is; container
+# storage and /var/tmp get tmpfs (overlay cannot stack on overlayfs); /tmp is not systemd's tmpfs
+# (tmp.mount would hide a repository under /tmp, as CI's fresh clone is); the one unit that runs
+# stage 2 is enabled.
+repo=$(cat /newroot/vm-harness/repo-path) || fail "read repo-path from the harness share"
+mkdir -p /repo /rw/repo-upper /rw/repo-work "/newroot$repo"
+mount_9p repo ro,cache=loose /repo
+mount -t overlay -o lowerdir=/repo,upperdir=/rw/repo-upper,workdir=/rw/repo-work overlay "/newroot$repo" \
+    || fail "mount overlay on the repository"
+mkdir -p /newroot/var/lib/containers /newroot/var/tmp
+mount -t tmpfs -o mode=0700 tmpfs /newroot/var/lib/containers || fail "mount tmpfs on /var/lib/containers"
+mount -t tmpfs -o mode=1777 tmpfs /newroot/var/tmp || fail "mount tmpfs on /var/tmp"
+units=/newroot/etc/systemd/system
+mkdir -p "$units/multi-user.target.wants"
+ln -sf /dev/null "$units/tmp.mount"
+cp /newroot/vm-harness/vm-harness.service "$units/" || fail "install vm-harness.service"
+ln -sf ../vm-harness.service "$units/multi-user.target.wants/vm-harness.service"
+echo vm-harness >/newroot/etc/hostname
+
 umount /proc /sys /dev
-exec switch_root /newroot /bin/busybox sh /vm-harness/run.sh
-fail "switch_root"
+exec switch_root /newroot /lib/systemd/systemd
+fail "switch_root to systemd"
