@@ -5,13 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use hook_test_support::packaged::{self, PACKAGE};
 use hook_test_support::podman::Run;
 use serde_json::{json, Value};
 
-use crate::support::{
-    allowed, assert_same, hook_bin, pins, skip, stderr, stdout, tracer_started, wait_for_profile, PROBE_IN_IMAGE,
-};
-use hook_test_support::tracer_ended;
+use crate::support::{allowed, assert_same, hook_bin, pins, skip, stderr, stdout, wait_for_profile, PROBE_IN_IMAGE};
 
 #[test]
 fn hooks_d_entry_is_the_old_tools() {
@@ -60,15 +58,12 @@ fn without_root_the_hook_refuses_with_the_reason() {
 // ---- The Debian package (`just deb`), installed, used and purged. ----
 
 /// Where the package puts its files (packaging/deb.sh).
-const PACKAGE: &str = "oci-seccomp-bpf-hook";
 const PACKAGED_FILES: [&str; 4] = [
-    "/usr/libexec/oci/hooks.d/oci-seccomp-bpf-hook",
-    "/usr/share/containers/oci/hooks.d/oci-seccomp-bpf-hook.json",
+    packaged::BINARY,
+    packaged::ENTRY,
     "/usr/share/man/man1/oci-seccomp-bpf-hook.1.gz",
     "/usr/share/doc/oci-seccomp-bpf-hook/copyright",
 ];
-/// The packaged entry has no `env`, so the hook logs to the journal or here.
-const PACKAGED_LOG: &str = oci_seccomp_bpf_hook::logging::DEFAULT_LOG_FILE;
 /// The minimal kernel BTF cache (src/tracer/kernel_btf.rs).
 const BTF_CACHE: &str = "/run/oci-seccomp-bpf-hook";
 /// What packaging/postrm says when it leaves the pins to running tracers.
@@ -88,24 +83,6 @@ fn apt_get(args: &[&str]) -> std::process::Output {
 fn installed() -> bool {
     let o = std::process::Command::new("dpkg-query").args(["-W", "-f=${Status}", PACKAGE]).output();
     o.is_ok_and(|o| stdout(&o).contains("install ok installed"))
-}
-
-/// Podman with the suite's engine settings but podman's default hooks
-/// directories: the installed package must be found with no `--hooks-dir`.
-fn plain_podman(args: &[String]) -> std::process::Output {
-    let conf = hook_test_support::containers_conf();
-    let text = std::fs::read_to_string(&conf).unwrap();
-    assert!(!text.contains("hooks_dir"), "{conf:?} sets hooks_dir: this test needs podman's default hooks dirs");
-    std::process::Command::new("podman").env("CONTAINERS_CONF", conf).args(args).output().expect("podman runs")
-}
-
-/// What the packaged hook logged: the journal where one runs, else its file.
-fn packaged_log() -> String {
-    if Path::new("/run/systemd/journal/socket").exists() {
-        let o = std::process::Command::new("journalctl").args(["-t", PACKAGE, "--since", "-300s"]).output();
-        return o.map(|o| stdout(&o)).unwrap_or_default();
-    }
-    std::fs::read_to_string(PACKAGED_LOG).unwrap_or_default()
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
@@ -150,27 +127,23 @@ fn the_deb_installs_records_without_hooks_dir_and_purges_clean() {
         assert!(Path::new(path).exists(), "{path} is not installed");
     }
 
+    // The installed package must be found with no `--hooks-dir`.
+    let plain = packaged::podman().unwrap();
     let work = tempfile::tempdir().unwrap();
     let out = work.path().join("p.json");
     let cmd = [PROBE_IN_IMAGE, "once"];
     let traced = Run::new("runc").rm().traced_into(&out);
-    let first = plain_podman(&traced.args(&cmd));
+    let first = plain.output(&traced.args(&cmd)).unwrap();
     assert!(first.status.success(), "traced run failed: {}{}", stdout(&first), stderr(&first));
     let profile = wait_for_profile(&out);
     assert!(!allowed(&profile).is_empty(), "empty profile: {profile}");
-    let again = plain_podman(&Run::new("runc").rm().confined_by(&out).args(&cmd));
+    let again = plain.output(&Run::new("runc").rm().confined_by(&out).args(&cmd)).unwrap();
     assert_same(&first, &again, &cmd);
 
     // The tracer ends right after logging the profile it wrote; purge once
     // it has. (Found by the profile: podman 5 deletes a --cidfile on --rm.)
-    let mut ended = None;
-    wait_until("the packaged tracer logged its end", || {
-        ended = tracer_ended(&packaged_log(), &out);
-        ended.is_some()
-    });
-    let id = ended.unwrap().container;
-    let started = tracer_started(&packaged_log(), &id)
-        .unwrap_or_else(|| panic!("no tracer-started event for {id} in the packaged hook's log: {}", packaged_log()));
+    let id = packaged::wait_for_end(&out, Duration::from_secs(60)).unwrap().container;
+    let started = packaged::wait_for_start(&id, Duration::from_secs(10)).unwrap();
     let tracer = format!("/proc/{}", started.tracer_pid);
     wait_until("the packaged tracer exited", || !Path::new(&tracer).exists());
 
@@ -178,7 +151,7 @@ fn the_deb_installs_records_without_hooks_dir_and_purges_clean() {
     let said = format!("{}{}", stdout(&o), stderr(&o));
     assert!(o.status.success(), "apt-get purge failed: {said}");
     assert!(!installed(), "still installed after purge: {said}");
-    for path in PACKAGED_FILES.iter().chain(&[PACKAGED_LOG]) {
+    for path in PACKAGED_FILES.iter().chain(&[packaged::LOG_FILE]) {
         assert!(!Path::new(path).exists(), "{path} is left after purge");
     }
     // By owner, not by mount namespace: a namespace's inode number is

@@ -8,6 +8,7 @@
 //! Functions return [`Error`]; tests panic on it, the bench adds context.
 
 pub mod hook;
+pub mod packaged;
 pub mod pins;
 pub mod podman;
 
@@ -55,6 +56,15 @@ pub fn containers_conf() -> PathBuf {
         Some(conf) => std::path::absolute(&conf).unwrap_or_else(|_| PathBuf::from(conf)),
         None => repo_root().join("tests/fixtures/containers.conf"),
     }
+}
+
+/// `program` under coreutils' timeout: SIGTERM after `limit`, SIGKILL 10 s
+/// later, and exit status 124 then. Tests on slow machines (TCG guests) wait
+/// long, but never forever.
+pub fn bounded(program: impl AsRef<std::ffi::OsStr>, limit: std::time::Duration) -> std::process::Command {
+    let mut c = std::process::Command::new("timeout");
+    c.args(["--kill-after=10s", &format!("{}s", limit.as_secs().max(1))]).arg(program);
+    c
 }
 
 pub fn text(bytes: &[u8]) -> String {

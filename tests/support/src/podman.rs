@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -49,22 +50,39 @@ pub fn traced_into(out: &Path) -> String {
     format!("{ANNOTATION}=of:{}", out.display())
 }
 
-/// podman with tests/fixtures/containers.conf and a hooks.d folder.
+/// podman with the suite's containers.conf (`crate::containers_conf`) and a
+/// hooks.d folder, or podman's default ones (`crate::packaged::podman`).
 #[derive(Debug, Clone)]
 pub struct Cli {
     pub conf: PathBuf,
-    pub hooks_dir: PathBuf,
+    /// None: podman's default hooks directories, where a package installs
+    /// its entry.
+    pub hooks_dir: Option<PathBuf>,
+    /// Each podman is stopped after this long (`crate::bounded`).
+    pub limit: Option<Duration>,
 }
 
 impl Cli {
     pub fn new(hooks_dir: PathBuf) -> Cli {
-        Cli { conf: crate::containers_conf(), hooks_dir }
+        Cli { conf: crate::containers_conf(), hooks_dir: Some(hooks_dir), limit: None }
     }
 
-    /// `podman --hooks-dir DIR`, to add arguments to.
+    /// Every podman this runs is stopped after `limit`: a podman that
+    /// stalls fails the test (exit 124) instead of hanging it.
+    pub fn bounded(self, limit: Duration) -> Cli {
+        Cli { limit: Some(limit), ..self }
+    }
+
+    /// `podman [--hooks-dir DIR]`, to add arguments to.
     pub fn command(&self) -> Command {
-        let mut c = Command::new("podman");
-        c.env("CONTAINERS_CONF", &self.conf).arg("--hooks-dir").arg(&self.hooks_dir);
+        let mut c = match self.limit {
+            Some(limit) => crate::bounded("podman", limit),
+            None => Command::new("podman"),
+        };
+        c.env("CONTAINERS_CONF", &self.conf);
+        if let Some(dir) = &self.hooks_dir {
+            c.arg("--hooks-dir").arg(dir);
+        }
         c
     }
 
