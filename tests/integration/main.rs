@@ -18,3 +18,4 @@ mod precise_profiles;
 mod profile_tools;
 mod record;
 mod shared_recorder;
+mod systemd_host;
