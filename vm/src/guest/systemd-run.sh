@@ -27,8 +27,9 @@ say "VM-HARNESS-BOOTED $(uname -r), PID 1 $(cat /proc/1/comm), $(stat -fc %T /sy
 
 deb=@DEB@
 if [ -n "$deb" ]; then
-    # As a user would: apt resolves Depends from what is installed (the guest has no network).
-    apt-get install -y -q --no-download "$deb" >"$H/deb-install.log" 2>&1 \
+    # As a user would: apt resolves Depends from what is installed (the guest has no network, so
+    # a missing one fails here). Not --no-download: apt then refuses the local file.
+    apt-get install -y -q "$deb" >"$H/deb-install.log" 2>&1 \
         || fail "apt-get install $deb (deb-install.log in the share)"
 fi
 
