@@ -35,8 +35,8 @@ demo: build-release fixtures
 # The integration test that installs the .deb (tests/integration/packaging.rs).
 DEB_TEST := "the_deb_installs"
 
-# Everything CI runs: lint, pure tests, bounded fuzzing, root + podman tests on this kernel and in the newer userlands, VMs on the oldest and newest kernels.
-test: lint test-unit fuzz-ci test-host test-userlands (vm-test "5.10" "7.3")
+# Everything CI runs: lint, pure tests, bounded fuzzing, root + podman tests on this kernel and in the newer userlands, VMs on the oldest and newest kernels, and sid booted with systemd on the newest.
+test: lint test-unit fuzz-ci test-host test-userlands (vm-test "5.10" "7.3") vm-test-systemd
 
 # Pure tests of every workspace crate (hook, vm-harness, bench): any machine, no root.
 test-unit:
