@@ -51,7 +51,8 @@ test-host: fixtures deb
 vm-test *KERNELS: fixtures
     bash tests/fixtures/images.sh --save target/fixtures/images.tar
     cargo run --locked --release -p vm-harness -- matrix {{KERNELS}} \
-        --image-archive target/fixtures/images.tar {{SLOW_PODMAN}} -- "$(just _integration-bin)" --test-threads=1 --nocapture
+        --image-archive target/fixtures/images.tar --env CONTAINERS_CONF="$CONTAINERS_CONF" {{SLOW_PODMAN}} \
+        -- "$(just _integration-bin)" --test-threads=1 --nocapture
 
 # The integration suite in guests that boot like a distribution (systemd PID 1, cgroup v2, journald, podman's systemd cgroup manager, the .deb installed at boot), USERLAND:SERIES each, e.g. `just vm-test-systemd trixie:6.12`. The .deb test runs in test-host and test-userlands: here the package is already installed.
 vm-test-systemd *PAIRS="sid:7.3": fixtures deb
@@ -59,6 +60,7 @@ vm-test-systemd *PAIRS="sid:7.3": fixtures deb
     for pair in {{PAIRS}}; do \
         cargo run --locked --release -p vm-harness -- systemd "${pair%%:*}" --kernel "${pair##*:}" \
             --deb "$(just _deb-path)" --image-archive target/fixtures/images.tar {{SLOW_PODMAN}} \
+            --env OCI_HOOK_TEST_SYSTEMD_HOST=1 \
             -- "$(just _integration-bin)" --test-threads=1 --nocapture --skip {{DEB_TEST}}; \
     done
 

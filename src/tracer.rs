@@ -114,7 +114,7 @@ impl Tracer {
             MapHandle::from_pinned_path(&values_pin).map_err(|source| TracerError::Pin { path: values_pin, source })?;
         remove_orphans(&pins, &slots, &values);
         let pin = pins::record(&pins, mntns);
-        if let Some(owner) = still_registered(&pin) {
+        if let Some(owner) = still_registered(&pin, || remove_orphans(&pins, &slots, &values)) {
             return Err(TracerError::AlreadyWatched { mntns, owner });
         }
         let watch = |source| TracerError::Watch { mntns, source };
@@ -152,12 +152,18 @@ const PREVIOUS_OWNER_WAIT: Duration = Duration::from_secs(5);
 /// inode, starts: its record ignores the new namespace (the program tells
 /// namespaces apart by their never-reused id), and it unpins it in a few
 /// milliseconds. Only a second annotation on one container waits in vain.
-fn still_registered(pin: &std::path::Path) -> Option<u32> {
+/// An owner that dies while we wait leaves an orphan: `remove_orphans`
+/// takes it away at once instead of the start failing after the wait.
+fn still_registered(pin: &std::path::Path, remove_orphans: impl Fn()) -> Option<u32> {
     let deadline = Instant::now() + PREVIOUS_OWNER_WAIT;
     loop {
         let record = MapHandle::from_pinned_path(pin).ok().and_then(|m| record::read(&m))?;
         if Instant::now() >= deadline {
             return Some(record.owner_pid);
+        }
+        if !owner::is_alive(record.owner_pid, record.owner_start_time) {
+            remove_orphans();
+            continue;
         }
         std::thread::sleep(Duration::from_millis(10));
     }

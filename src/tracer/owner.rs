@@ -18,7 +18,7 @@ fn stat(pid: u32) -> Option<(char, u64)> {
     Some((state, rest.nth(18)?.parse().ok()?))
 }
 
-fn start_time(pid: u32) -> Option<u64> {
+pub(super) fn start_time(pid: u32) -> Option<u64> {
     stat(pid).map(|(_, start)| start)
 }
 

@@ -52,3 +52,35 @@ fn a_namespace_reusing_the_inode_is_not_recorded() {
     let observed = tracer.collect().unwrap();
     assert!(observed.own().is_empty() && observed.runtime_setup.is_empty(), "{observed:?}");
 }
+
+/// A tracer whose namespace inode is still held by a live previous owner
+/// waits; when that owner dies during the wait, its record is an orphan and
+/// is removed at once, and the new tracer starts (it used to fail after the
+/// whole wait, naming a dead pid).
+#[test]
+fn an_owner_dying_during_the_wait_lets_the_next_tracer_start() {
+    if !nix::unistd::Uid::effective().is_root() {
+        println!("SKIPPED: an_owner_dying_during_the_wait_lets_the_next_tracer_start: loading BPF needs root");
+        return;
+    }
+    let (child, mntns) = waiting_shell().expect("unshare -m runs a shell");
+    let previous = Tracer::watch(mntns).unwrap();
+    let mut owner = Command::new("sleep").arg("100").spawn().unwrap();
+    let mut record = record::read(&previous.record).unwrap();
+    (record.owner_pid, record.owner_start_time) = (owner.id(), owner::start_time(owner.id()).unwrap());
+    record::write(&previous.record, &record).unwrap();
+    // Its record now belongs to `sleep`: dropping it here would unpin the next one's.
+    std::mem::forget(previous);
+
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        owner.kill().unwrap();
+        owner
+    });
+    let next = Tracer::watch(mntns);
+    let _ = killer.join().unwrap().wait();
+    let next = next.expect("the dead owner's record is removed and the next tracer starts");
+    assert_eq!(record::read(&next.record).unwrap().owner_pid, std::process::id());
+    drop(next);
+    release(child);
+}

@@ -41,9 +41,23 @@ struct Host {
     work: TempDir,
 }
 
+/// Set where these tests must run rather than skip.
+const REQUIRED_ENV: &str = "OCI_HOOK_TEST_SYSTEMD_HOST";
+
 impl Host {
-    /// The host, or why these tests cannot run here.
+    /// The host, or why these tests cannot run here. Where they must run
+    /// (`OCI_HOOK_TEST_SYSTEMD_HOST=1`, set by `just vm-test-systemd`), a
+    /// missing piece (say the package failed to install) fails instead.
     fn new() -> Result<Host, String> {
+        let host = Host::find();
+        if let Err(why) = &host {
+            let required = std::env::var_os(REQUIRED_ENV).is_some_and(|v| v == "1");
+            assert!(!required, "{REQUIRED_ENV}=1 but this is no systemd host with the package: {why}");
+        }
+        host
+    }
+
+    fn find() -> Result<Host, String> {
         if !Path::new(RUNTIME_UNITS).is_dir() {
             return Err(format!("PID 1 is not systemd (no {RUNTIME_UNITS}): this needs a systemd host"));
         }
