@@ -94,6 +94,10 @@ pub struct Podman {
     pub work: TempDir,
 }
 
+/// The longest any one podman command of a test may take: a traced run in a
+/// TCG guest takes up to a minute.
+const PODMAN_LIMIT: std::time::Duration = std::time::Duration::from_secs(900);
+
 impl Podman {
     /// None (after printing why) when podman tests cannot run here.
     pub fn new(runtime: &'static str) -> Option<Podman> {
@@ -104,7 +108,9 @@ impl Podman {
         let hooks = tempfile::tempdir().unwrap();
         let work = tempfile::tempdir().unwrap();
         podman::write_entry(hooks.path(), hook_bin(), &work.path().join("hook.log")).unwrap();
-        let cli = Cli::new(hooks.path().to_path_buf());
+        // A podman that stalls (a runtime hung by a profile under test) fails
+        // its test instead of holding CI until its own time limit.
+        let cli = Cli::new(hooks.path().to_path_buf()).bounded(PODMAN_LIMIT);
         assert!(cli.has_image(IMAGE), "fixture image {IMAGE} is missing: run `bash tests/fixtures/images.sh` first");
         Some(Podman { runtime, cli, _hooks: hooks, work })
     }
@@ -130,9 +136,11 @@ impl Podman {
         self.work.path().join(name)
     }
 
-    /// podman wired like `podman()`, to spawn rather than wait for.
+    /// podman wired like `podman()`, to spawn rather than wait for: the
+    /// podman process itself (no time bound wrapped around it), which the
+    /// caller bounds and kills.
     pub fn podman_command(&self) -> Command {
-        self.cli.command()
+        Cli { limit: None, ..self.cli.clone() }.command()
     }
 
     pub fn podman<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Output {
