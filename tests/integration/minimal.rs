@@ -15,7 +15,7 @@ use rstest::rstest;
 use serde_json::{json, Value};
 
 use crate::precise_profiles::{record, Case, ECHO, LS, PIPELINE, THREADS, TRUE};
-use crate::support::{allowed, skip, stdout, Podman};
+use crate::support::{allowed, processes, skip, stdout, Podman};
 
 /// Replays per candidate removal: a name whose absence fails only now and
 /// then (a Go runtime's preemption signal) is kept more often with more.
@@ -115,25 +115,14 @@ fn wait_until(child: &mut std::process::Child, deadline: Instant) -> Option<Outp
 /// SIGKILLs every process but `spare` whose command line names `id`
 /// (conmon) and everything below them (the runtime, the container).
 fn kill_trees(id: &str, spare: i32) {
-    let procs: Vec<(i32, i32, String)> = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let ppid = stat[stat.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok()?;
-            let cmdline = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).ok()?).into_owned();
-            Some((pid, ppid, cmdline))
-        })
-        .collect();
+    let procs = processes();
     let mut doomed: Vec<i32> =
-        procs.iter().filter(|(pid, _, c)| *pid != spare && c.contains(id)).map(|(pid, _, _)| *pid).collect();
+        procs.iter().filter(|p| p.pid != spare && p.args.iter().any(|a| a.contains(id))).map(|p| p.pid).collect();
     let mut i = 0;
     while i < doomed.len() {
         let parent = doomed[i];
         let children: Vec<i32> =
-            procs.iter().filter(|(pid, ppid, _)| *ppid == parent && !doomed.contains(pid)).map(|p| p.0).collect();
+            procs.iter().filter(|p| p.ppid == parent && !doomed.contains(&p.pid)).map(|p| p.pid).collect();
         doomed.extend(children);
         i += 1;
     }

@@ -207,18 +207,34 @@ pub fn assert_same(first: &Output, again: &Output, cmd: &[&str]) {
     );
 }
 
+/// A process of the process table: pid, parent, command line arguments.
+pub struct Proc {
+    pub pid: i32,
+    pub ppid: i32,
+    pub args: Vec<String>,
+}
+
+/// Every process now (those that exit while being read are left out).
+pub fn processes() -> Vec<Proc> {
+    let read = |entry: std::fs::DirEntry| -> Option<Proc> {
+        let pid = entry.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        // The command name (field 2) may hold spaces: count fields after ')'.
+        let ppid = stat[stat.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        let args = cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()).map(hook_test_support::text).collect();
+        Some(Proc { pid, ppid, args })
+    };
+    std::fs::read_dir("/proc").into_iter().flatten().flatten().filter_map(read).collect()
+}
+
 /// Pids of our processes whose first argument is `first_arg`: `-s` for the
 /// hook and the tracer it forks, `record` for the standalone command.
 pub fn hook_processes(first_arg: &str) -> Vec<i32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        let ours = args.first().is_some_and(|a| a.ends_with(b"oci-seccomp-bpf-hook"));
-        if ours && args.get(1) == Some(&first_arg.as_bytes()) {
-            pids.push(pid);
-        }
-    }
-    pids
+    let ours = |p: &Proc| p.args.first().is_some_and(|a| a.ends_with("oci-seccomp-bpf-hook"));
+    processes()
+        .into_iter()
+        .filter(|p| ours(p) && p.args.get(1).is_some_and(|a| a == first_arg))
+        .map(|p| p.pid)
+        .collect()
 }
