@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use hook_test_support::packaged;
+use hook_test_support::{packaged, pins};
 use hook_test_support::podman::{Cli, Run, SLEEPER};
 use hook_test_support::IMAGE;
 use oci_seccomp_bpf_hook::exit_watch::Ended;
@@ -125,10 +125,17 @@ impl Host {
     }
 
     /// The profile at `out`, once its tracer logged writing it; asserts
-    /// the tracer outlived its container (it was not stopped with it).
+    /// the tracer outlived its container (it was not stopped with it), and
+    /// then left: no tracer process, no pinned record of its namespace.
     fn profile_of(&self, out: &Path) -> Value {
         let ended = packaged::wait_for_end(out, WAIT).unwrap();
         assert_eq!(ended.ended, Ended::Exited, "the tracer was stopped before its container exited: {ended:?}");
+        let started = packaged::wait_for_start(&ended.container, WAIT).unwrap();
+        let (tracer, mntns) = (started.tracer_pid, u64::from(started.mntns));
+        wait_until(&format!("tracer {tracer} gone and the record of {mntns} unpinned"), || {
+            let gone = !Path::new(&format!("/proc/{tracer}")).exists();
+            (gone && !pins::records().contains(&mntns)).then_some(())
+        });
         let text = std::fs::read_to_string(out).unwrap_or_else(|e| panic!("{out:?} after {ended:?}: {e}"));
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{out:?} is not JSON ({e}): {text}"))
     }
