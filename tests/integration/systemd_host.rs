@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use hook_test_support::{packaged, pins};
 use hook_test_support::podman::{Cli, Run, SLEEPER};
 use hook_test_support::IMAGE;
+use hook_test_support::{packaged, pins};
 use oci_seccomp_bpf_hook::exit_watch::Ended;
 use rstest::rstest;
 use serde_json::Value;
