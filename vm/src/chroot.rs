@@ -67,8 +67,10 @@ pub fn mounts(repo: &Path) -> Vec<(String, &'static str)> {
     for dir in ["run", "tmp", "var/tmp", "var/lib/containers"] {
         steps.push((format!(r#"-t tmpfs tmpfs "$root/{dir}""#), "mount a fresh tmpfs"));
     }
+    // Its mount point is made now, not with the others before the tmpfs mounts: a repository
+    // under /tmp (CI's fresh clone) would be hidden by the fresh tmpfs.
     let repo = quote(&repo.display().to_string());
-    steps.push((format!(r#"--bind {repo} "$root"{repo}"#), "bind the repository"));
+    steps.push((format!(r#"-o X-mount.mkdir --bind {repo} "$root"{repo}"#), "bind the repository"));
     steps
 }
 
@@ -76,7 +78,7 @@ const TEMPLATE: &str = r#"set -euo pipefail
 exec 2>&1
 fail() { echo "@ERROR_PREFIX@$*"; exit @SETUP_FAILED@; }
 root=@ROOT@
-mkdir -p "$root/var/lib/containers" "$root/var/tmp" "$root/mnt" "$root"@REPO@ || fail "cannot create mount points in $root"
+mkdir -p "$root/var/lib/containers" "$root/var/tmp" "$root/mnt" || fail "cannot create mount points in $root"
 @MOUNTS@
 cd "$root"
 pivot_root . mnt || fail "cannot pivot_root into $root"
@@ -105,7 +107,6 @@ pub fn render_script(job: &ChrootJob) -> String {
         .replace("@ERROR_PREFIX@", ERROR_PREFIX)
         .replace("@SETUP_FAILED@", &SETUP_FAILED.to_string())
         .replace("@ROOT@", &quote(&job.root.display().to_string()))
-        .replace("@REPO@", &quote(&job.repo.display().to_string()))
         .replace("@MOUNTS@", &mounts.join("\n"))
         .replace("@ENV@", &env.iter().map(|e| quote(e)).collect::<Vec<_>>().join(" "))
         .replace("@IMAGE_ARCHIVE@", &quote(&image))
@@ -165,7 +166,7 @@ mod tests {
             r#"-t tmpfs tmpfs "$root/tmp""#,
             r#"-t tmpfs tmpfs "$root/var/tmp""#,
             r#"-t tmpfs tmpfs "$root/var/lib/containers""#,
-            r#"--bind '/repo' "$root"'/repo'"#,
+            r#"-o X-mount.mkdir --bind '/repo' "$root"'/repo'"#,
         ];
         let got: Vec<String> = mounts(Path::new("/repo")).into_iter().map(|(args, _)| args).collect();
         assert_eq!(got, expected);
@@ -176,7 +177,7 @@ mod tests {
         let script = render_script(&job());
         let at = |needle: &str| script.find(needle).unwrap_or_else(|| panic!("{needle} not in\n{script}"));
         assert!(at("mount --bind \"$root\" \"$root\"") < at("pivot_root . mnt"));
-        assert!(at("mount --bind '/repo'") < at("pivot_root . mnt"));
+        assert!(at("mount -o X-mount.mkdir --bind '/repo'") < at("pivot_root . mnt"));
         assert!(at("pivot_root . mnt") < at("podman load"));
         assert!(at("podman load") < at("'--test-threads=1'"));
         assert!(script.contains("root='/repo/target/userlands/sid/k/root'"));
