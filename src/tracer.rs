@@ -137,6 +137,9 @@ impl Tracer {
             record::lookup(&self.record).map_err(|source| TracerError::Collect { mntns: self.mntns, source })?;
         let mut observed = record.as_ref().map(record::observed).unwrap_or_default();
         arg_values::read(&self.values, self.mntns, &mut observed.args);
+        if let Some(record) = &record {
+            record::check_kept(record, &mut observed.args);
+        }
         Ok(observed)
     }
 }
@@ -178,12 +181,15 @@ fn join() -> Result<PathBuf, TracerError> {
     Ok(dir)
 }
 
-/// Takes the record of `mntns` out of the program's sight, then unpins it
-/// and removes its argument values.
+/// Takes the record of `mntns` out of the program's sight, removes its
+/// argument values, and unpins it last: the pin is what the next tracer of
+/// a reused inode waits for, and values are keyed by inode, so a removal
+/// after the pin could take away the next container's values (its rules
+/// would then deny what it did).
 fn unregister(pins: &std::path::Path, slots: &MapHandle, values: &MapHandle, mntns: u32, record: &MapHandle) {
     slots::clear(slots, mntns, record);
-    let _ = fs::remove_file(pins::record(pins, mntns));
     arg_values::remove(values, mntns);
+    let _ = fs::remove_file(pins::record(pins, mntns));
 }
 
 /// Removes the records of tracers that died without cleaning up.

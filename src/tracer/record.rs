@@ -90,6 +90,28 @@ fn lost_values(record: &Record) -> ArgValues {
     out
 }
 
+/// Marks as lost every watch with fewer values in the shared map than the
+/// program put there (`arg_distinct`): a value removed by someone else is
+/// a lost value too, and a rule without it would deny what the container
+/// did. The record is read before the map, so values added in between only
+/// make the map hold more.
+pub fn check_kept(record: &Record, args: &mut ArgValues) {
+    for abi in Abi::ALL {
+        for (i, watched) in WATCHED.iter().enumerate() {
+            let put = record.arg_distinct[abi_row(abi) * ARG_WATCHES + i] as usize;
+            let kept = args.get(&(abi, i)).map_or(0, |k| k.values.len());
+            if kept < put {
+                tracing::warn!(
+                    "{} of {put} values of {} under {abi} left the value map early",
+                    put - kept,
+                    watched.name
+                );
+                args.entry((abi, i)).or_default().lost = true;
+            }
+        }
+    }
+}
+
 /// What the record says the container did, by phase.
 pub fn observed(record: &Record) -> Observed {
     let mut observed = Observed { out_of_range: record.out_of_range, args: lost_values(record), ..Default::default() };
@@ -174,6 +196,24 @@ mod tests {
         assert!(observed(&back).filtered.contains(Abi::X86, 20));
         assert!(from_bytes(&[0u8; 3]).is_none());
         assert!(from_bytes(&vec![0u8; size_of::<Record>() + 1]).is_none());
+    }
+
+    /// A watch whose values in the map are fewer than the program counted
+    /// is marked lost; one with all of them (or more) is not.
+    #[test]
+    fn values_missing_from_the_map_are_marked_lost() {
+        let mut r = new(1, 2, 3);
+        let index = |name| WATCHED.iter().position(|w| w.name == name).unwrap();
+        let (socket, prctl) = (index("socket"), index("prctl"));
+        r.arg_distinct[abi_row(Abi::X86_64) * ARG_WATCHES + socket] = 2;
+        r.arg_distinct[abi_row(Abi::X86_64) * ARG_WATCHES + prctl] = 1;
+        let mut args = ArgValues::new();
+        args.entry((Abi::X86_64, socket)).or_default().values.insert(1);
+        args.entry((Abi::X86_64, prctl)).or_default().values.extend([15, 16]);
+        check_kept(&r, &mut args);
+        assert!(args[&(Abi::X86_64, socket)].lost, "one of two socket values left");
+        assert!(!args[&(Abi::X86_64, prctl)].lost, "prctl kept both: {args:?}");
+        assert_eq!(args.len(), 2, "watches without values stay absent: {args:?}");
     }
 
     /// `Phase::ALL` and `Abi::ALL` list the phases and ABIs in the order of

@@ -3,6 +3,8 @@
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 
+use libbpf_rs::MapCore;
+
 use super::*;
 
 /// A shell in a mount namespace of its own, waiting for a line on stdin.
@@ -20,6 +22,16 @@ fn waiting_shell() -> Option<(Child, u32)> {
     None
 }
 
+/// The waiting shell, or None after saying SKIPPED when not root (loading
+/// BPF needs root).
+fn root_and_waiting_shell(test: &str) -> Option<(Child, u32)> {
+    if !nix::unistd::Uid::effective().is_root() {
+        println!("SKIPPED: {test}: loading BPF needs root");
+        return None;
+    }
+    Some(waiting_shell().expect("unshare -m runs a shell"))
+}
+
 fn release(mut child: Child) {
     child.stdin.take().unwrap().write_all(b"go\n").unwrap();
     assert!(child.wait().unwrap().success());
@@ -30,11 +42,7 @@ fn release(mut child: Child) {
 /// inode of a namespace gone before it) is not recorded.
 #[test]
 fn a_namespace_reusing_the_inode_is_not_recorded() {
-    if !nix::unistd::Uid::effective().is_root() {
-        println!("SKIPPED: a_namespace_reusing_the_inode_is_not_recorded: loading BPF needs root");
-        return;
-    }
-    let (child, mntns) = waiting_shell().expect("unshare -m runs a shell");
+    let Some((child, mntns)) = root_and_waiting_shell("a_namespace_reusing_the_inode_is_not_recorded") else { return };
     let tracer = Tracer::watch(mntns).unwrap();
     release(child);
     let first = tracer.collect().unwrap();
@@ -59,11 +67,10 @@ fn a_namespace_reusing_the_inode_is_not_recorded() {
 /// whole wait, naming a dead pid).
 #[test]
 fn an_owner_dying_during_the_wait_lets_the_next_tracer_start() {
-    if !nix::unistd::Uid::effective().is_root() {
-        println!("SKIPPED: an_owner_dying_during_the_wait_lets_the_next_tracer_start: loading BPF needs root");
+    let Some((child, mntns)) = root_and_waiting_shell("an_owner_dying_during_the_wait_lets_the_next_tracer_start")
+    else {
         return;
-    }
-    let (child, mntns) = waiting_shell().expect("unshare -m runs a shell");
+    };
     let previous = Tracer::watch(mntns).unwrap();
     let mut owner = Command::new("sleep").arg("100").spawn().unwrap();
     let mut record = record::read(&previous.record).unwrap();
@@ -83,4 +90,39 @@ fn an_owner_dying_during_the_wait_lets_the_next_tracer_start() {
     assert_eq!(record::read(&next.record).unwrap().owner_pid, std::process::id());
     drop(next);
     release(child);
+}
+
+/// The values of a leaving tracer are gone before its pin: the next tracer
+/// of a reused inode starts as soon as the pin goes, and a removal after
+/// that would take its container's values away (and its rules would deny
+/// what it did).
+#[test]
+fn a_leaving_tracer_removes_its_values_before_its_pin() {
+    let Some((child, mntns)) = root_and_waiting_shell("a_leaving_tracer_removes_its_values_before_its_pin") else {
+        return;
+    };
+    let tracer = Tracer::watch(mntns).unwrap();
+    // Enough values that removing them takes milliseconds.
+    for value in 0..2000u64 {
+        let key = skel::types::arg_key { mntns, value, ..Default::default() };
+        // SAFETY: the key is plain data without padding (arg_values.rs).
+        let bytes = unsafe { plain::as_bytes(&key) };
+        tracer.values.update(bytes, &[1], libbpf_rs::MapFlags::NO_EXIST).unwrap();
+    }
+    let pin = pins::record(&tracer.pins, mntns);
+    let values = MapHandle::try_from(&tracer.values).unwrap();
+    let count = |values: &MapHandle| {
+        let mut read = crate::arg_rules::ArgValues::new();
+        arg_values::read(values, mntns, &mut read);
+        read.values().map(|v| v.values.len()).sum::<usize>()
+    };
+    assert_eq!(count(&values), 2000);
+    let leaving = std::thread::spawn(move || drop(tracer));
+    while pin.exists() {
+        std::hint::spin_loop();
+    }
+    let left_when_unpinned = count(&values);
+    leaving.join().unwrap();
+    release(child);
+    assert_eq!(left_when_unpinned, 0, "values of mntns {mntns} outlived its pin");
 }

@@ -170,6 +170,7 @@ fn a_killed_container_still_gets_its_profile(#[case] runtime: &'static str) {
     // Replay: the same container starts and sleeps under the profile until
     // it is killed (it never reached exit_group the first time either).
     let name2 = p.start_sleeper("killed-replay", p.run_args().confined_by(&out));
+    eprintln!("replaying the killed container under {names:?}");
     wait_until_sleeping(&p, &name2);
     let state = p.podman(&["inspect", "-f", "{{.State.Status}}", &name2]);
     p.podman(&["rm", "-f", "-t", "0", &name2]);
@@ -190,7 +191,16 @@ fn wait_until_sleeping(p: &Podman, name: &str) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("container {name} never went to sleep in 60 s; its init's /proc/PID/syscall: {last:?}");
+    let state = p.podman(&["inspect", "-f", "{{.State.Status}} exit={{.State.ExitCode}} error={{.State.Error}}", name]);
+    let logs = p.podman(&["logs", name]);
+    panic!(
+        "container {name} never went to sleep in 60 s; its init's /proc/PID/syscall: {last:?}; \
+         state: {} {}; logs: {}{}",
+        stdout(&state).trim(),
+        stderr(&state).trim(),
+        stdout(&logs),
+        stderr(&logs)
+    );
 }
 
 #[rstest]
