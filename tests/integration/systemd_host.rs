@@ -150,10 +150,33 @@ impl Host {
         assert_eq!(state, "running", "sleep under its own profile {profile:?}");
     }
 
-    /// Removes the named containers when dropped, even when a test failed.
-    fn removes(&self, names: &[&str]) -> Removed<'_> {
-        Removed { podman: &self.podman, names: names.iter().map(|n| n.to_string()).collect() }
+    /// The names of a test's container, its replay and its profile; both
+    /// containers are removed when the case is dropped, even when the test
+    /// failed.
+    fn case(&self, runtime: &str, tag: &str) -> Case<'_> {
+        let (name, out) = (self.name(runtime, tag), self.path(&format!("{tag}.json")));
+        let replay = format!("{name}-replay");
+        let names = vec![name.clone(), replay.clone()];
+        Case { name, out, replay, _removed: Removed { podman: &self.podman, names } }
     }
+}
+
+/// The systemd host, or the test says why it skips and returns (a macro:
+/// `skip!` returns from the test).
+macro_rules! host_or_skip {
+    () => {
+        match Host::new() {
+            Ok(host) => host,
+            Err(why) => skip!("{why}"),
+        }
+    };
+}
+
+struct Case<'a> {
+    name: String,
+    out: PathBuf,
+    replay: String,
+    _removed: Removed<'a>,
 }
 
 struct Removed<'a> {
@@ -215,13 +238,8 @@ fn assert_sleeps(profile: &Value) {
 #[case::runc("runc")]
 #[case::crun("crun")]
 fn the_tracer_survives_its_containers_scope_being_stopped(#[case] runtime: &str) {
-    let host = match Host::new() {
-        Ok(host) => host,
-        Err(why) => skip!("{why}"),
-    };
-    let (name, out) = (host.name(runtime, "scope"), host.path("scope.json"));
-    let replay = format!("{name}-replay");
-    let _removed = host.removes(&[&name, &replay]);
+    let host = host_or_skip!();
+    let Case { name, out, replay, _removed } = host.case(runtime, "scope");
     let id = host.start_sleeper(&name, Run::new(runtime).traced_into(&out).annotation(SCOPE_STOP_TIMEOUT));
     let pid = host.wait_until_sleeping(&name);
 
@@ -257,13 +275,8 @@ fn the_tracer_survives_its_containers_scope_being_stopped(#[case] runtime: &str)
 #[case::runc("runc")]
 #[case::crun("crun")]
 fn podman_stop_with_the_default_timeout_keeps_the_profile(#[case] runtime: &str) {
-    let host = match Host::new() {
-        Ok(host) => host,
-        Err(why) => skip!("{why}"),
-    };
-    let (name, out) = (host.name(runtime, "stop"), host.path("stop.json"));
-    let replay = format!("{name}-replay");
-    let _removed = host.removes(&[&name, &replay]);
+    let host = host_or_skip!();
+    let Case { name, out, replay, _removed } = host.case(runtime, "stop");
     host.start_sleeper(&name, Run::new(runtime).traced_into(&out));
     host.wait_until_sleeping(&name);
 
@@ -283,13 +296,8 @@ fn podman_stop_with_the_default_timeout_keeps_the_profile(#[case] runtime: &str)
 #[case::runc("runc")]
 #[case::crun("crun")]
 fn podman_run_rm_with_split_cgroups_records(#[case] runtime: &str) {
-    let host = match Host::new() {
-        Ok(host) => host,
-        Err(why) => skip!("{why}"),
-    };
-    let (name, out) = (host.name(runtime, "split"), host.path("split.json"));
-    let replay = format!("{name}-replay");
-    let _removed = host.removes(&[&name, &replay]);
+    let host = host_or_skip!();
+    let Case { name, out, replay, _removed } = host.case(runtime, "split");
     let cmd = ["/bin/echo", "hello"];
     let split = Run::new(runtime).rm().flag("--cgroups=split");
 
@@ -372,13 +380,8 @@ fn quoted(word: &str, exec: bool) -> String {
 #[case::runc("runc")]
 #[case::crun("crun")]
 fn a_container_run_by_a_systemd_unit_is_recorded_when_the_unit_stops(#[case] runtime: &str) {
-    let host = match Host::new() {
-        Ok(host) => host,
-        Err(why) => skip!("{why}"),
-    };
-    let (name, out) = (host.name(runtime, "unit"), host.path("unit.json"));
-    let replay = format!("{name}-replay");
-    let _removed = host.removes(&[&name, &replay]);
+    let host = host_or_skip!();
+    let Case { name, out, replay, _removed } = host.case(runtime, "unit");
     let unit = Unit::create(runtime, &name, &out);
     // Type=notify: this returns once conmon said the container runs.
     unit.systemctl_ok(&["start", &unit.name]);
