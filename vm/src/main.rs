@@ -219,9 +219,8 @@ fn dispatch(cli: &Cli) -> Result<i32, Failure> {
                 .with_context(|| format!("failed to create {}", roots.display()))
                 .map_err(infra)?;
             let roots = existing(roots, "roots directory")?;
-            let dirs = (cli.cache.join("apt"), roots, cli.out.clone());
-            let dirs = (dirs.0.as_path(), dirs.1.as_path(), dirs.2.as_path());
-            systemd::run(userland, &kernel, &job, deb, &opts, dirs, &mut std::io::stdout()).map_err(infra)
+            let dirs = systemd::Dirs { apt: cli.cache.join("apt"), roots, out: cli.out.clone() };
+            systemd::run(userland, &kernel, &job, deb, &opts, &dirs, &mut std::io::stdout()).map_err(infra)
         }
         Command::Matrix { series, jobs, vm } => {
             let kernels = kernels_for(series, false)?;

@@ -20,21 +20,29 @@ pub fn out_root(out: &Path, userland: &Userland) -> PathBuf {
     out.join(format!("systemd-{}", userland.name))
 }
 
+/// Where a systemd guest's pieces live on the host: the apt download cache,
+/// the userland roots, and the output directory.
+pub struct Dirs {
+    pub apt: PathBuf,
+    pub roots: PathBuf,
+    pub out: PathBuf,
+}
+
 /// Builds (or reuses) `userland`'s root, boots it on `kernel` with systemd, runs `job` with `deb`
 /// installed first, prints the table and what failed; returns the exit code.
-#[allow(clippy::too_many_arguments)]
 pub fn run(
     userland: Userland,
     kernel: &Kernel,
     job: &Job,
     deb: Option<PathBuf>,
     opts: &VmOptions,
-    (apt_dir, roots, out): (&Path, &Path, &Path),
+    dirs: &Dirs,
     live: &mut dyn Write,
 ) -> Result<i32, RootfsError> {
+    let Dirs { apt, roots, out } = dirs;
     let _ =
         writeln!(live, "vm-harness: systemd guest {}: resolving versions, building the root if needed", userland.name);
-    let root = rootfs::ensure(userland, apt_dir, roots)?;
+    let root = rootfs::ensure(userland, apt, roots)?;
     let _ = writeln!(
         live,
         "vm-harness: systemd guest {} on {}: systemd {}, podman {}, crun {}, runc {}: {}",

@@ -164,15 +164,14 @@ fn prepare(kernel: &Kernel, job: &Job, out_dir: &Path, share: &Path) -> Result<P
     // through the share instead.
     let mut job = job.clone();
     // A systemd guest sees the repository, not the host's root: what is outside it comes by copy.
-    let workdir = job.workdir.clone();
-    let hidden = |p: &Path| match job.systemd {
-        Some(_) => !p.starts_with(&workdir),
-        None => guest::masked_by(p).is_some(),
-    };
+    let (workdir, systemd) = (job.workdir.clone(), job.systemd.is_some());
+    let outside_repo = |p: &Path| !p.starts_with(&workdir);
+    let hidden = |p: &Path| if systemd { outside_repo(p) } else { guest::masked_by(p).is_some() };
     if let Some(archive) = job.image_archive.as_mut().filter(|a| hidden(a)) {
         *archive = copy_in(archive, share, "images.tar")?;
     }
-    if let Some(deb) = job.systemd.as_mut().and_then(|g| g.deb.as_mut()).filter(|d| !d.starts_with(&workdir)) {
+    // Only systemd guests install a package.
+    if let Some(deb) = job.systemd.as_mut().and_then(|g| g.deb.as_mut()).filter(|d| outside_repo(d)) {
         *deb = copy_in(deb, share, "package.deb")?;
     }
     for (name, contents) in guest::share_files(&job) {
