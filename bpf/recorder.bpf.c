@@ -213,14 +213,11 @@ static __always_inline void keep_args(struct container_record *set, struct pt_re
 	}
 }
 
-/*
- * A raw tracepoint, not tp_btf: a tp_btf program makes libbpf parse the whole
- * kernel BTF to find its attach point (9-14 ms per container start), while a
- * raw_tp one only needs the few types of vmlinux_min.h, which the tracer
- * caches (src/tracer/kernel_btf.rs). Same hook, same arguments.
- */
-SEC("raw_tp/sys_enter")
-int BPF_PROG(record_syscall, struct pt_regs *regs, long id)
+/* Files syscall `id`, entering with `regs`, in the record of the current
+ * task's container, if it has one. Setting a slot and keeping a value are
+ * idempotent, so a syscall seen twice (see record_syscall_again) is
+ * recorded once; only out_of_range counts it twice. */
+static __always_inline int record_entry(struct pt_regs *regs, long id)
 {
 	bool has_btf_task =
 		bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf);
@@ -291,6 +288,34 @@ int BPF_PROG(record_syscall, struct pt_regs *regs, long id)
 	if (phase != PHASE_RUNTIME_SETUP)
 		keep_args(set, regs, mntns, abi, (__u32)id);
 	return 0;
+}
+
+/*
+ * A raw tracepoint, not tp_btf: a tp_btf program makes libbpf parse the whole
+ * kernel BTF to find its attach point (9-14 ms per container start), while a
+ * raw_tp one only needs the few types of vmlinux_min.h, which the tracer
+ * caches (src/tracer/kernel_btf.rs). Same hook, same arguments.
+ */
+SEC("raw_tp/sys_enter")
+int BPF_PROG(record_syscall, struct pt_regs *regs, long id)
+{
+	return record_entry(regs, id);
+}
+
+/*
+ * The same program once more, loaded only where the kernel runs programs on
+ * the syscall tracepoints preemptibly (7.x; src/tracer/preemption.rs says
+ * how the tracer tells). The kernel runs a program at most once at a time on
+ * a CPU: while a task is preempted inside it, the syscalls of every other
+ * task on that CPU skip it (its recursion_misses count them), and a
+ * container's syscall made then would be lost. A second program is a second
+ * chance: a syscall is lost only when tasks are preempted inside both at
+ * once, and the tracer reports the second one's misses.
+ */
+SEC("raw_tp/sys_enter")
+int BPF_PROG(record_syscall_again, struct pt_regs *regs, long id)
+{
+	return record_entry(regs, id);
 }
 
 /* Never read by the program: one instance of each type user space shares,

@@ -36,8 +36,14 @@ pub mod field {
     pub const RSS_KIB: &str = "rss_kib";
     /// The tracer's user + system CPU time, ms (getrusage).
     pub const CPU_MS: &str = "cpu_ms";
+    /// Syscall entries on the host that skipped the recorder while the
+    /// container ran (tracer/preemption.rs), or `unknown`: a syscall of
+    /// the container can be missing only when this is above 0.
+    pub const SKIPPED_RUNS: &str = "skipped_runs";
 }
 
+/// The value of a count the kernel could not give.
+const UNKNOWN: &str = "unknown";
 const STARTED: &str = "tracer-started";
 const ENDED_EVENT: &str = "tracer-ended";
 
@@ -60,6 +66,7 @@ pub struct TracerEnded {
     pub allowed_new: usize,
     pub rss_kib: i64,
     pub cpu_ms: i64,
+    pub skipped_runs: Option<u64>,
 }
 
 impl fmt::Display for TracerStarted {
@@ -79,7 +86,11 @@ impl fmt::Display for TracerEnded {
         };
         write!(f, "{EVENT}={ENDED_EVENT} {CONTAINER}={:?} {ENDED}={ended} ", self.container)?;
         write!(f, "{OUTPUT}={:?} {RECORDED}={} {ALLOWED_NEW}={} ", self.output, self.recorded, self.allowed_new)?;
-        write!(f, "{RSS_KIB}={} {CPU_MS}={}", self.rss_kib, self.cpu_ms)
+        write!(f, "{RSS_KIB}={} {CPU_MS}={} ", self.rss_kib, self.cpu_ms)?;
+        match self.skipped_runs {
+            Some(n) => write!(f, "{SKIPPED_RUNS}={n}"),
+            None => write!(f, "{SKIPPED_RUNS}={UNKNOWN}"),
+        }
     }
 }
 
@@ -115,6 +126,10 @@ impl TracerEnded {
             allowed_new: f.get(ALLOWED_NEW)?.parse().ok()?,
             rss_kib: f.get(RSS_KIB)?.parse().ok()?,
             cpu_ms: f.get(CPU_MS)?.parse().ok()?,
+            skipped_runs: match f.get(SKIPPED_RUNS)?.as_str() {
+                UNKNOWN => None,
+                n => Some(n.parse().ok()?),
+            },
         })
     }
 }
@@ -182,11 +197,15 @@ mod tests {
             allowed_new: 50,
             rss_kib: 5044,
             cpu_ms: 21,
+            skipped_runs: Some(3),
         };
         assert_eq!(TracerEnded::parse(&e.to_string()), Some(e.clone()));
         let exited = TracerEnded { ended: Ended::Exited, ..e };
         assert!(exited.to_string().contains(" ended=exited "));
-        assert_eq!(TracerEnded::parse(&exited.to_string()), Some(exited));
+        assert_eq!(TracerEnded::parse(&exited.to_string()), Some(exited.clone()));
+        let unknown = TracerEnded { skipped_runs: None, ..exited };
+        assert!(unknown.to_string().ends_with(" skipped_runs=unknown"), "{unknown}");
+        assert_eq!(TracerEnded::parse(&unknown.to_string()), Some(unknown));
     }
 
     #[test]

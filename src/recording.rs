@@ -64,3 +64,15 @@ fn libseccomp_version() -> String {
         .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
         .unwrap_or_else(|_| "(unknown version)".into())
 }
+
+/// Says when the kernel skipped the recorder while `what` ran: only then
+/// can its profile lack a syscall (tracer/preemption.rs).
+pub fn warn_if_skipped(what: &str, skipped_runs: Option<u64>) {
+    if let Some(n @ 1..) = skipped_runs {
+        tracing::warn!(
+            "the kernel let {n} syscall entries on this host pass without running the recorder while {what} ran \
+             (programs on the syscall tracepoints are preemptible on this kernel): its profile may lack a syscall; \
+             if a replay fails, record it again"
+        );
+    }
+}

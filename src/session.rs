@@ -67,7 +67,9 @@ fn record(session: &Session, started: Started) -> Result<()> {
 
     let ended = wait_for_exit(&started.pidfd)?;
     let observed = started.tracer.collect()?;
+    let skipped_runs = started.tracer.skipped_runs();
     drop(started.tracer);
+    recording::warn_if_skipped(&container, skipped_runs);
     let summary = recording::write_profile(&observed, started.base.as_ref(), &session.output)?;
     let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).ok();
     let (rss_kib, cpu_ms) = usage.map_or((0, 0), |u| {
@@ -75,7 +77,10 @@ fn record(session: &Session, started: Started) -> Result<()> {
         (u.max_rss(), cpu.tv_sec() * 1000 + cpu.tv_usec() / 1000)
     });
     let (output, recorded, allowed_new) = (session.output.path().to_path_buf(), summary.recorded, summary.allowed_new);
-    tracing::info!("{}", TracerEnded { container, ended, output, recorded, allowed_new, rss_kib, cpu_ms });
+    tracing::info!(
+        "{}",
+        TracerEnded { container, ended, output, recorded, allowed_new, rss_kib, cpu_ms, skipped_runs }
+    );
     Ok(())
 }
 

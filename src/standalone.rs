@@ -63,6 +63,7 @@ pub fn run(args: &Record) -> Result<i32> {
         other => bail!("unexpected wait status {other:?}"),
     };
     let observed = tracer.collect()?;
+    recording::warn_if_skipped(&format!("{:?}", args.command[0]), tracer.skipped_runs());
     drop(tracer);
     let summary = recording::write_profile(&observed, base.as_ref(), &output)?;
     tracing::info!("wrote {output:?}: {} syscalls recorded, {} newly allowed", summary.recorded, summary.allowed_new);

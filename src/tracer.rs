@@ -26,6 +26,7 @@ mod kernel_btf;
 mod lock;
 mod owner;
 pub mod pins;
+mod preemption;
 mod program;
 mod record;
 mod slots;
@@ -73,6 +74,13 @@ pub fn mount_namespace(pid: i32) -> Result<u32, TracerError> {
     Ok(meta.ino() as u32)
 }
 
+/// Whether this kernel runs programs on the syscall tracepoints
+/// preemptibly, so that the recorder loads its program twice (see
+/// tracer/preemption.rs). For tests and admins.
+pub fn preemptible_kernel() -> bool {
+    preemption::running_kernel_preemptible(kernel_btf::cached().ok().as_deref())
+}
+
 /// The containers being recorded, as their pins list them: (mount
 /// namespace, pid of the tracer that registered it). For tests, the bench
 /// and admins, who would otherwise decode record bytes themselves.
@@ -90,6 +98,8 @@ pub struct Tracer {
     values: MapHandle,
     record: MapHandle,
     mntns: u32,
+    /// The program's skipped runs when recording began (preemption.rs).
+    skipped_before: Option<u64>,
 }
 
 impl Tracer {
@@ -128,7 +138,16 @@ impl Tracer {
             let _ = fs::remove_file(&pin);
             return Err(watch(source));
         }
-        Ok(Tracer { pins, slots, values, record: map, mntns })
+        let skipped_before = preemption::skipped_runs(&pins);
+        Ok(Tracer { pins, slots, values, record: map, mntns, skipped_before })
+    }
+
+    /// The syscall entries on this host that skipped the recorder since
+    /// `watch` (any task's: the kernel counts per program): only when this
+    /// is above 0 can a syscall of the container be missing. None when the
+    /// kernel cannot say.
+    pub fn skipped_runs(&self) -> Option<u64> {
+        Some(preemption::skipped_runs(&self.pins)?.saturating_sub(self.skipped_before?))
     }
 
     /// What the container's tasks did since `watch`.
@@ -222,7 +241,7 @@ impl Drop for Tracer {
         let Ok(_lock) = lock::lock() else { return };
         remove_orphans(&self.pins, &self.slots, &self.values);
         if pins::records(&self.pins).is_empty() {
-            for pin in [pins::LINK, pins::SLOTS, pins::ARG_VALUES] {
+            for pin in pins::SHARED {
                 let _ = fs::remove_file(self.pins.join(pin));
             }
             let _ = fs::remove_dir(&self.pins);

@@ -9,7 +9,9 @@
 //! every later load relocates against it instead (libbpf's btf_custom_path).
 //!
 //! Which types: those of the program's own BTF (the compiled object, so
-//! bpf/vmlinux_min.h is the only list) that the kernel's BTF has too.
+//! bpf/vmlinux_min.h is the only list) that the kernel's BTF has too, and
+//! the function that tells a kernel with preemptible syscall tracepoint
+//! programs (preemption.rs).
 //! Reading goes through libbpf-rs's safe BTF API; only the writer below
 //! calls libbpf-sys, which has the `btf__add_*` functions libbpf-rs lacks.
 
@@ -25,6 +27,7 @@ use libbpf_sys as sys;
 use thiserror::Error;
 
 use super::home::{self, HomeError};
+use super::preemption;
 
 /// The compiled BPF program (build.rs): its BTF says what it reads.
 const OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/recorder.bpf.o"));
@@ -272,6 +275,9 @@ pub fn minimal(kernel: &Btf) -> Result<Vec<u8>, BtfError> {
             out.add_enum(name, e.size() as u32, &values)?;
         }
     }
+    if preemption::preemptible(kernel) {
+        out.add_func(preemption::MARK)?;
+    }
     Ok(out.raw())
 }
 
@@ -342,6 +348,15 @@ impl Writer {
         let c = Self::name(name)?;
         // SAFETY: valid object and name.
         Self::check(unsafe { sys::btf__add_int(self.0, c.as_ptr(), size as _, encoding as i32) }, name)
+    }
+
+    /// A function without arguments or result (only its name matters).
+    fn add_func(&mut self, name: &str) -> Result<i32, BtfError> {
+        let c = Self::name(name)?;
+        // SAFETY: valid object; 0 is void, the prototype's result.
+        let proto = Self::check(unsafe { sys::btf__add_func_proto(self.0, 0) }, name)?;
+        // SAFETY: valid object and name; `proto` was just added.
+        Self::check(unsafe { sys::btf__add_func(self.0, c.as_ptr(), sys::BTF_FUNC_STATIC, proto) }, name)
     }
 
     fn add_enum(&mut self, name: &str, size: u32, values: &[(String, i64)]) -> Result<i32, BtfError> {

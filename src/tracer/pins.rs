@@ -12,10 +12,14 @@ pub const BPFFS: &str = "/sys/fs/bpf";
 pub const DIR_PREFIX: &str = "oci-seccomp-bpf-hook-";
 /// The program's link: removing it detaches the program.
 pub const LINK: &str = "link";
+/// The second program's link, on kernels that need it (preemption.rs).
+pub const LINK_AGAIN: &str = "link-again";
 /// The slot table (`containers` in bpf/recorder.bpf.c).
 pub const SLOTS: &str = "containers";
 /// The argument values of every traced container (`arg_values`).
 pub const ARG_VALUES: &str = "arg-values";
+/// The pins every tracer shares, removed by the last one out.
+pub const SHARED: [&str; 4] = [LINK, LINK_AGAIN, SLOTS, ARG_VALUES];
 /// Each traced container's record map is pinned as `record-<mount
 /// namespace inode>`: the list of traced containers.
 pub const RECORD_PREFIX: &str = "record-";

@@ -1,5 +1,6 @@
 //! The shared program: load it (against the cached minimal BTF), attach it
-//! and pin its link, slot table and value map; route libbpf's log to ours.
+//! (twice where the kernel runs it preemptibly, see preemption.rs) and pin
+//! its links, slot table and value map; route libbpf's log to ours.
 
 use std::fs;
 use std::mem::MaybeUninit;
@@ -9,7 +10,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapHandle};
 
 use super::skel::RecorderSkelBuilder;
-use super::{kernel_btf, pins, TracerError};
+use super::{kernel_btf, pins, preemption, TracerError};
 
 /// Loads the program, attaches it and pins the link, the slot table and the
 /// value map in `dir`, a directory only root can change; returns the slot
@@ -17,9 +18,9 @@ use super::{kernel_btf, pins, TracerError};
 pub fn load_and_pin(dir: &Path) -> Result<MapHandle, TracerError> {
     route_libbpf_logs();
     // Leftovers of a tracer that died half-way through this function.
-    let _ = fs::remove_file(dir.join(pins::LINK));
-    let _ = fs::remove_file(dir.join(pins::SLOTS));
-    let _ = fs::remove_file(dir.join(pins::ARG_VALUES));
+    for pin in pins::SHARED {
+        let _ = fs::remove_file(dir.join(pin));
+    }
     // Record pins of a previous program are of no use to this one.
     for mntns in pins::records(dir) {
         let _ = fs::remove_file(pins::record(dir, mntns));
@@ -30,21 +31,30 @@ pub fn load_and_pin(dir: &Path) -> Result<MapHandle, TracerError> {
     // Relocate against the cached minimal BTF rather than parse the whole
     // kernel BTF at every container start (see kernel_btf.rs); without it,
     // libbpf parses /sys/kernel/btf/vmlinux as usual.
-    match kernel_btf::cached() {
-        Ok(path) => {
-            if let Err(e) = builder.obj_builder.btf_custom_path(&path) {
+    let cached = match kernel_btf::cached() {
+        Ok(path) => match builder.obj_builder.btf_custom_path(&path) {
+            Ok(_) => Some(path),
+            Err(e) => {
                 tracing::warn!("cannot use the minimal BTF {path:?}: {e}");
+                None
             }
+        },
+        Err(e) => {
+            tracing::warn!("no minimal BTF, loading against the full kernel BTF: {e}");
+            None
         }
-        Err(e) => tracing::warn!("no minimal BTF, loading against the full kernel BTF: {e}"),
-    }
+    };
+    let again = preemption::running_kernel_preemptible(cached.as_deref());
     let load = |source| TracerError::Load { source };
     let mut open = builder.open(&mut storage).map_err(load)?;
     // The .bss map only carries the dummy instances that make the skeleton
     // emit the shared types; the program never reads it.
     open.maps.bss.set_autocreate(false).map_err(load)?;
+    open.progs.record_syscall_again.set_autoload(again);
     let skel = open.load().map_err(load)?;
-    let mut link: Link = skel.progs.record_syscall.attach().map_err(|source| TracerError::Attach { source })?;
+    let attach = |source| TracerError::Attach { source };
+    let mut link: Link = skel.progs.record_syscall.attach().map_err(attach)?;
+    let link_again = again.then(|| skel.progs.record_syscall_again.attach()).transpose().map_err(attach)?;
     // Pin the map first: a link pinned without its map would be found by
     // the next tracer and leave it nothing to record into.
     let pin = |name: &str| {
@@ -55,6 +65,10 @@ pub fn load_and_pin(dir: &Path) -> Result<MapHandle, TracerError> {
     values.pin(dir.join(pins::ARG_VALUES)).map_err(pin(pins::ARG_VALUES))?;
     let mut map = MapHandle::try_from(&skel.maps.containers).map_err(pin(pins::SLOTS))?;
     map.pin(dir.join(pins::SLOTS)).map_err(pin(pins::SLOTS))?;
+    // The first link last: joining tracers take its pin for a whole program.
+    if let Some(mut again) = link_again {
+        again.pin(dir.join(pins::LINK_AGAIN)).map_err(pin(pins::LINK_AGAIN))?;
+    }
     link.pin(dir.join(pins::LINK)).map_err(pin(pins::LINK))?;
     Ok(map)
 }

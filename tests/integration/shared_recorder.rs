@@ -78,6 +78,26 @@ fn the_program_is_detached_when_the_last_tracer_leaves() {
     panic!("program still attached with no tracer running: pins {:?}\n{last_programs}", pins::dirs());
 }
 
+/// The program is attached twice exactly on kernels that run it
+/// preemptibly (7.x), and each tracer reports how many syscall entries
+/// skipped it while its container ran (a number from 5.12 on).
+#[test]
+fn the_program_is_doubled_exactly_where_the_kernel_skips_it() {
+    let Some(p) = Podman::new("crun") else { return };
+    let out = p.path("doubled.json");
+    let name = p.start_sleeper("doubled", p.run_args().traced_into(&out));
+    let dir = oci_seccomp_bpf_hook::tracer::pins::dir();
+    let doubled = dir.join(oci_seccomp_bpf_hook::tracer::pins::LINK_AGAIN).exists();
+    p.podman(&["rm", "-f", "-t", "0", &name]);
+    assert_eq!(doubled, oci_seccomp_bpf_hook::tracer::preemptible_kernel(), "second link pinned in {dir:?}");
+    wait_for_profile(&out);
+    let log = p.hook_log();
+    let ended = hook_test_support::tracer_ended(&log, &out).unwrap_or_else(|| panic!("no tracer-ended event: {log}"));
+    let release = nix::sys::utsname::uname().unwrap().release().to_string_lossy().into_owned();
+    let version: Vec<u32> = release.split(['.', '-', '+']).take(2).filter_map(|n| n.parse().ok()).collect();
+    assert_eq!(ended.skipped_runs.is_some(), version >= vec![5, 12], "{release}: {ended:?}");
+}
+
 /// A stand-in that runs `sysprobe ARG` once told to go: what a container
 /// is to the BPF program.
 fn stand_in(probe_arg: &str) -> StandIn {

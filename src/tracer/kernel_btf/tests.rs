@@ -108,3 +108,19 @@ fn a_cache_directory_open_to_others_is_refused() {
     assert!(matches!(err, BtfError::Home(HomeError::Untrusted { .. })), "{err:?}");
     assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "nothing written there");
 }
+
+/// A kernel whose BTF has the function that marks preemptible syscall
+/// tracepoint programs keeps it in the minimal BTF, where the tracer looks
+/// for it at every load; one without it does not get it.
+#[test]
+fn the_preemption_mark_survives_into_the_minimal_btf() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut marked = Writer::empty().unwrap();
+    marked.add_func(preemption::MARK).unwrap();
+    for (kernel, expected) in [(marked.raw(), true), (Writer::empty().unwrap().raw(), false)] {
+        let kernel = parse(tmp.path(), &kernel);
+        assert_eq!(preemption::preemptible(&kernel), expected);
+        let min = parse(tmp.path(), &minimal(&kernel).unwrap());
+        assert_eq!(preemption::preemptible(&min), expected, "the mark in the minimal BTF");
+    }
+}
