@@ -20,8 +20,7 @@
 //! been lost in one of those. Measured the same way with both loaded: the
 //! first skipped 96 to 346 runs, the second 21 to 175; a traced task making
 //! 60,000 syscalls among the busy loops lost none, with one copy or two
-//! (4 runs), so the losses hit the moments of many tasks starting, as in a
-//! container's start.
+//! (4 runs): most skipped runs are other tasks' syscalls.
 
 use std::path::Path;
 
