@@ -37,7 +37,8 @@ pub mod field {
     /// The tracer's user + system CPU time, ms (getrusage).
     pub const CPU_MS: &str = "cpu_ms";
     /// Syscall entries on the host that skipped the recorder while the
-    /// container ran (tracer/preemption.rs), or `unknown`: a syscall of
+    /// container ran (tracer/preemption.rs; 0 before 5.12, which has no
+    /// counter), or `unknown` when the kernel would not say: a syscall of
     /// the container can be missing only when this is above 0.
     pub const SKIPPED_RUNS: &str = "skipped_runs";
 }

@@ -145,7 +145,7 @@ impl Tracer {
     /// The syscall entries on this host that skipped the recorder since
     /// `watch` (any task's: the kernel counts per program): only when this
     /// is above 0 can a syscall of the container be missing. None when the
-    /// kernel cannot say.
+    /// program's info cannot be read (0 before 5.12, which has no counter).
     pub fn skipped_runs(&self) -> Option<u64> {
         Some(preemption::skipped_runs(&self.pins)?.saturating_sub(self.skipped_before?))
     }

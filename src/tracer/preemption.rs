@@ -59,7 +59,8 @@ pub fn running_kernel_preemptible(cached: Option<&Path>) -> bool {
 
 /// The runs the kernel skipped so far of the program that sees a syscall
 /// last (the second where there is one), in the pin directory `pins`; None
-/// when it cannot say (the counter is from 5.12).
+/// when its info cannot be read. Before 5.12 the kernel has no such
+/// counter and the info reads 0.
 pub fn skipped_runs(pins: &Path) -> Option<u64> {
     let again = pins.join(super::pins::LINK_AGAIN);
     let link = Link::open(if again.exists() { again } else { pins.join(super::pins::LINK) }).ok()?;

@@ -80,7 +80,8 @@ fn the_program_is_detached_when_the_last_tracer_leaves() {
 
 /// The program is attached twice exactly on kernels that run it
 /// preemptibly (7.x), and each tracer reports how many syscall entries
-/// skipped it while its container ran (a number from 5.12 on).
+/// skipped it while its container ran (a number on every kernel: before
+/// 5.12 the kernel has no counter and the program's info reads 0).
 #[test]
 fn the_program_is_doubled_exactly_where_the_kernel_skips_it() {
     let Some(p) = Podman::new("crun") else { return };
@@ -93,9 +94,7 @@ fn the_program_is_doubled_exactly_where_the_kernel_skips_it() {
     wait_for_profile(&out);
     let log = p.hook_log();
     let ended = hook_test_support::tracer_ended(&log, &out).unwrap_or_else(|| panic!("no tracer-ended event: {log}"));
-    let release = nix::sys::utsname::uname().unwrap().release().to_string_lossy().into_owned();
-    let version: Vec<u32> = release.split(['.', '-', '+']).take(2).filter_map(|n| n.parse().ok()).collect();
-    assert_eq!(ended.skipped_runs.is_some(), version >= vec![5, 12], "{release}: {ended:?}");
+    assert!(ended.skipped_runs.is_some(), "the program's info was read: {ended:?}");
 }
 
 /// A stand-in that runs `sysprobe ARG` once told to go: what a container
