@@ -15,8 +15,9 @@
 //! addition to the workload's own calls):
 //! - the hand-off: a container recorded without a filter is replayed with
 //!   one, and then the runtime makes its last steps under it. Those steps are
-//!   the [`HANDOFF`] calls its setup made (measured below); they are added
-//!   when nothing was recorded under a filter.
+//!   the [`HANDOFF`] calls its setup made, and for a threaded runtime the
+//!   [`HANDOFF_THREADED`] ones too (measured below); they are added when
+//!   nothing was recorded under a filter.
 //! - a threaded runtime: runc is a Go program, whose other threads wake,
 //!   sleep, yield and preempt each other at moments no run can predict, also
 //!   after the filter is attached (`tgkill` appeared in 7 of 8 runs,
@@ -48,18 +49,34 @@ impl Phase {
     pub const ALL: [Phase; 3] = [Phase::Filtered, Phase::UnfilteredWorkload, Phase::RuntimeSetup];
 }
 
-/// What OCI runtimes call between attaching the container's filter and
-/// exec'ing its entrypoint (runc 1.1 and 1.3: capabilities, user, the exec
-/// fifo, the executable's lookup, and in 1.3 a statx of its procfs handle; crun 1.8 to 1.28: capabilities, user,
-/// signal mask, the sync socket).
+/// What every OCI runtime measured calls between attaching the container's
+/// filter and exec'ing its entrypoint: capabilities, user, signal mask, the
+/// sync socket, closing its own descriptors (crun 1.8 to 1.28 make only
+/// these; crun 1.21 added close_range).
 pub const HANDOFF: &[&str] = &[
-    "capget",
     "capset",
-    "chdir",
     "close",
     "close_range",
-    "epoll_ctl",
     "execve",
+    "prctl",
+    "pselect6",
+    "read",
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "setresgid",
+    "setresuid",
+    "write",
+];
+
+/// What a threaded runtime calls there besides (runc 1.1 and 1.3: its
+/// capabilities read, user, the exec fifo, the executable's lookup, and in
+/// 1.3 a statx of its procfs handle). A single-threaded runtime makes these
+/// in its setup but not after its filter, so they are added only where the
+/// setup shows threads (`Observed::threaded_runtime`).
+pub const HANDOFF_THREADED: &[&str] = &[
+    "capget",
+    "chdir",
+    "epoll_ctl",
     "faccessat2",
     "fcntl",
     "fstat",
@@ -72,18 +89,10 @@ pub const HANDOFF: &[&str] = &[
     "newfstatat",
     "openat",
     "openat2",
-    "prctl",
-    "pselect6",
-    "read",
-    "rt_sigaction",
-    "rt_sigprocmask",
     "setgid",
     "setgroups",
-    "setresgid",
-    "setresuid",
     "setuid",
     "statx",
-    "write",
 ];
 
 /// What a Go runtime's threads may call at any moment: wake and wait
@@ -115,7 +124,7 @@ const THREADS_WOKEN: &str = "futex";
 /// children (clone3, clone) waits for them with futex only when one is still
 /// running when it joins (1 recording in 12 of a two-thread program had
 /// none). Allowed whenever the key was recorded, so every run agrees.
-const TIMING_DEPENDENT: &[(&str, &[&str])] = &[("clone3", &["futex"]), ("clone", &["futex"])];
+pub const TIMING_DEPENDENT: &[(&str, &[&str])] = &[("clone3", &["futex"]), ("clone", &["futex"])];
 
 /// A container's recording, by phase.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -177,8 +186,10 @@ impl Observed {
         let setup_abis: Vec<Abi> =
             Abi::ALL.into_iter().filter(|&a| self.runtime_setup.numbers(a).next().is_some()).collect();
         if !self.had_filter() {
+            let threaded: &[&str] = if self.threaded_runtime() { HANDOFF_THREADED } else { &[] };
             for &abi in &setup_abis {
-                for nr in numbers(abi, HANDOFF).filter(|&nr| self.runtime_setup.contains(abi, nr)) {
+                let handoff = numbers(abi, HANDOFF).chain(numbers(abi, threaded));
+                for nr in handoff.filter(|&nr| self.runtime_setup.contains(abi, nr)) {
                     out.insert(abi, nr);
                 }
             }

@@ -34,6 +34,29 @@ fn without_a_filter_the_handoff_calls_of_the_setup_are_added() {
 }
 
 #[test]
+fn a_single_threaded_runtime_hands_off_without_the_threaded_lookups() {
+    let setup = ["mount", "capset", "openat", "chdir", "newfstatat", "close_range", "execve"];
+    let single = Observed {
+        unfiltered_workload: set(Abi::X86_64, &["exit_group", "write"]),
+        runtime_setup: set(Abi::X86_64, &setup),
+        ..Default::default()
+    };
+    assert_eq!(names(&single.allowed()), ["capset", "close_range", "execve", "exit_group", "write"]);
+    let threaded = Observed { runtime_setup: set(Abi::X86_64, &[&setup[..], &["futex"]].concat()), ..single };
+    let allowed = names(&threaded.allowed());
+    for name in ["openat", "chdir", "newfstatat", "close_range", "futex"] {
+        assert!(allowed.contains(&name.to_string()), "{name} missing from {allowed:?}");
+    }
+    assert!(!allowed.contains(&"mount".to_string()), "{allowed:?}");
+}
+
+#[test]
+fn the_handoff_lists_do_not_overlap() {
+    let common: Vec<&&str> = HANDOFF.iter().filter(|n| HANDOFF_THREADED.contains(n)).collect();
+    assert!(common.is_empty(), "{common:?}");
+}
+
+#[test]
 fn a_threaded_runtime_gets_its_whole_background_set() {
     let observed = Observed {
         filtered: set(Abi::X86_64, &["execve", "futex"]),
@@ -67,7 +90,7 @@ fn nothing_recorded_allows_nothing() {
 
 #[test]
 fn every_listed_name_is_known_to_libseccomp_on_x86_64() {
-    for name in HANDOFF.iter().chain(THREADED_RUNTIME) {
+    for name in HANDOFF.iter().chain(HANDOFF_THREADED).chain(THREADED_RUNTIME) {
         assert!(ScmpSyscall::from_name_by_arch(name, Abi::X86_64.scmp_arch()).is_ok(), "{name}");
     }
 }

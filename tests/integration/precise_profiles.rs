@@ -97,25 +97,36 @@ fn assert_precise(runtime: &'static str, case: &Case) {
     );
 }
 
-#[rstest]
-#[case::true_runc("runc", &TRUE)]
-#[case::true_crun("crun", &TRUE)]
-#[case::echo_runc("runc", &ECHO)]
-#[case::echo_crun("crun", &ECHO)]
-#[case::ls_runc("runc", &LS)]
-#[case::ls_crun("crun", &LS)]
-#[case::pipeline_runc("runc", &PIPELINE)]
-#[case::pipeline_crun("crun", &PIPELINE)]
-#[case::threads_runc("runc", &THREADS)]
-#[case::threads_crun("crun", &THREADS)]
-#[case::compat_32bit_runc("runc", &COMPAT_32BIT)]
-#[case::compat_32bit_crun("crun", &COMPAT_32BIT)]
-#[case::unconfined_runc("runc", &UNCONFINED)]
-#[case::unconfined_crun("crun", &UNCONFINED)]
-#[case::privileged_runc("runc", &PRIVILEGED)]
-#[case::privileged_crun("crun", &PRIVILEGED)]
-fn recordings_are_identical_replay_and_hold_no_setup(#[case] runtime: &'static str, #[case] case: &Case) {
-    assert_precise(runtime, case);
+/// The corpus, each case under runc and crun, as rstest cases of the test
+/// function it wraps (this file and minimal.rs share it).
+macro_rules! corpus_cases {
+    ($test:item) => {
+        #[rstest::rstest]
+        #[case::true_runc("runc", &$crate::precise_profiles::TRUE)]
+        #[case::true_crun("crun", &$crate::precise_profiles::TRUE)]
+        #[case::echo_runc("runc", &$crate::precise_profiles::ECHO)]
+        #[case::echo_crun("crun", &$crate::precise_profiles::ECHO)]
+        #[case::ls_runc("runc", &$crate::precise_profiles::LS)]
+        #[case::ls_crun("crun", &$crate::precise_profiles::LS)]
+        #[case::pipeline_runc("runc", &$crate::precise_profiles::PIPELINE)]
+        #[case::pipeline_crun("crun", &$crate::precise_profiles::PIPELINE)]
+        #[case::threads_runc("runc", &$crate::precise_profiles::THREADS)]
+        #[case::threads_crun("crun", &$crate::precise_profiles::THREADS)]
+        #[case::compat_32bit_runc("runc", &$crate::precise_profiles::COMPAT_32BIT)]
+        #[case::compat_32bit_crun("crun", &$crate::precise_profiles::COMPAT_32BIT)]
+        #[case::unconfined_runc("runc", &$crate::precise_profiles::UNCONFINED)]
+        #[case::unconfined_crun("crun", &$crate::precise_profiles::UNCONFINED)]
+        #[case::privileged_runc("runc", &$crate::precise_profiles::PRIVILEGED)]
+        #[case::privileged_crun("crun", &$crate::precise_profiles::PRIVILEGED)]
+        $test
+    };
+}
+pub(crate) use corpus_cases;
+
+corpus_cases! {
+    fn recordings_are_identical_replay_and_hold_no_setup(#[case] runtime: &'static str, #[case] case: &Case) {
+        assert_precise(runtime, case);
+    }
 }
 
 /// Every thread of a multi-threaded workload is recorded: each thread makes
