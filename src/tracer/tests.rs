@@ -7,14 +7,18 @@ use libbpf_rs::MapCore;
 
 use super::*;
 
-/// A shell in a mount namespace of its own, waiting for a line on stdin.
+/// A shell in a mount namespace of its own, waiting for a line on stdin:
+/// returned once it blocks in `read(0, ...)`, so that its start-up (unshare's
+/// exec of sh, the loader) is over before a test watches the namespace.
 fn waiting_shell() -> Option<(Child, u32)> {
     let own = mount_namespace(std::process::id() as i32).ok()?;
     let mut child =
         Command::new("unshare").args(["-m", "--", "sh", "-c", "read x; exit 0"]).stdin(Stdio::piped()).spawn().ok()?;
+    let reading_stdin =
+        |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/syscall")).is_ok_and(|s| s.starts_with("0 0x0 "));
     for _ in 0..500 {
         match mount_namespace(child.id() as i32) {
-            Ok(ns) if ns != own => return Some((child, ns)),
+            Ok(ns) if ns != own && reading_stdin(child.id()) => return Some((child, ns)),
             _ => std::thread::sleep(Duration::from_millis(10)),
         }
     }
