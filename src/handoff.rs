@@ -161,7 +161,7 @@ impl Observed {
     /// What the profile allows: see the module's documentation.
     pub fn allowed(&self) -> SyscallSet {
         let mut out = self.own();
-        out.extend(&self.granted());
+        out.extend(&self.granted_beside(&out));
         out.out_of_range = self.out_of_range;
         out
     }
@@ -178,34 +178,28 @@ impl Observed {
     /// whether or not this run made the calls: calls whose argument values
     /// this run may not show (arg_rules.rs).
     pub fn granted(&self) -> SyscallSet {
-        let own = self.own();
+        self.granted_beside(&self.own())
+    }
+
+    fn granted_beside(&self, own: &SyscallSet) -> SyscallSet {
         let mut out = SyscallSet::default();
         if own.is_empty() {
             return out;
         }
+        let threaded = self.threaded_runtime();
         let setup_abis: Vec<Abi> =
             Abi::ALL.into_iter().filter(|&a| self.runtime_setup.numbers(a).next().is_some()).collect();
         if !self.had_filter() {
-            let threaded: &[&str] = if self.threaded_runtime() { HANDOFF_THREADED } else { &[] };
+            let extra: &[&str] = if threaded { HANDOFF_THREADED } else { &[] };
             for &abi in &setup_abis {
-                let handoff = numbers(abi, HANDOFF).chain(numbers(abi, threaded));
+                let handoff = numbers(abi, HANDOFF).chain(numbers(abi, extra));
                 for nr in handoff.filter(|&nr| self.runtime_setup.contains(abi, nr)) {
                     out.insert(abi, nr);
                 }
             }
         }
-        for &(key, companions) in TIMING_DEPENDENT {
-            let abis: Vec<Abi> = Abi::ALL
-                .into_iter()
-                .filter(|&abi| numbers(abi, &[key]).any(|nr| own.contains(abi, nr) || out.contains(abi, nr)))
-                .collect();
-            for abi in abis {
-                for nr in numbers(abi, companions) {
-                    out.insert(abi, nr);
-                }
-            }
-        }
-        if self.threaded_runtime() {
+        add_timing_companions(own, &mut out);
+        if threaded {
             for &abi in &setup_abis {
                 for nr in numbers(abi, THREADED_RUNTIME) {
                     out.insert(abi, nr);
@@ -213,6 +207,22 @@ impl Observed {
             }
         }
         out
+    }
+}
+
+/// Adds to `out` the companions of every `TIMING_DEPENDENT` key that `own`
+/// or `out` holds, under the key's ABI.
+fn add_timing_companions(own: &SyscallSet, out: &mut SyscallSet) {
+    for &(key, companions) in TIMING_DEPENDENT {
+        let abis: Vec<Abi> = Abi::ALL
+            .into_iter()
+            .filter(|&abi| numbers(abi, &[key]).any(|nr| own.contains(abi, nr) || out.contains(abi, nr)))
+            .collect();
+        for abi in abis {
+            for nr in numbers(abi, companions) {
+                out.insert(abi, nr);
+            }
+        }
     }
 }
 

@@ -127,10 +127,16 @@ pub fn check_output(path: &Path, policy: &Policy) -> Result<Output, ProfileFileE
 /// Writes the profile as pretty JSON, atomically, into the directory
 /// opened at prestart.
 pub fn write_atomic(output: &Output, profile: &Profile) -> Result<(), ProfileFileError> {
-    let mut json = serde_json::to_vec_pretty(profile)
-        .map_err(|e| OutputError::Write { path: output.path().into(), reason: e.to_string() })?;
+    Ok(output.write(&profile_json(profile))?)
+}
+
+/// A profile as every writer here writes it (the hook and the tools): pretty
+/// JSON and a final newline. A `Profile` holds only strings, numbers and
+/// string-keyed maps, so it always serialises.
+pub fn profile_json(profile: &Profile) -> Vec<u8> {
+    let mut json = serde_json::to_vec_pretty(profile).expect("a Profile always serialises");
     json.push(b'\n');
-    Ok(output.write(&json)?)
+    json
 }
 
 #[cfg(test)]

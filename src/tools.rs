@@ -93,13 +93,6 @@ pub fn load_profile(path: &Path) -> Result<Profile, FileError> {
     validated(path, from_value(path, value, &shape::PROFILE, FORMAT)?)
 }
 
-/// A profile as the hook writes it: pretty JSON and a final newline.
-pub fn profile_json(profile: &Profile) -> Vec<u8> {
-    let mut json = serde_json::to_vec_pretty(profile).expect("a Profile always serialises");
-    json.push(b'\n');
-    json
-}
-
 /// Writes `bytes` to `path` atomically: a temporary file in the same
 /// directory, synced, then renamed over the target. A reader sees the old
 /// file or the new one, never half of one.

@@ -56,7 +56,7 @@ pub fn run(input: &Path, to: Format, output: &Path, name: Option<&str>) -> Resul
 /// The profile in format `to` (`name` names an SPO object).
 pub fn render(profile: &Profile, to: Format, name: &str) -> Result<Vec<u8>, ConvertError> {
     let mut bytes = match to {
-        Format::Containers => return Ok(super::profile_json(profile)),
+        Format::Containers => return Ok(crate::profile_file::profile_json(profile)),
         Format::Oci => serde_json::to_vec_pretty(&oci::from_profile(profile)?).expect("LinuxSeccomp serialises"),
         Format::Spo => {
             let object = spo::from_profile(profile, name)?;

@@ -47,7 +47,7 @@ pub fn run(inputs: &[PathBuf], output: &Path) -> Result<Profile, MergeError> {
         .map(|p| super::load_profile(p).map(|profile| (p.clone(), profile)))
         .collect::<Result<Vec<_>, _>>()?;
     let merged = merge(&profiles)?;
-    super::write_atomic(output, &super::profile_json(&merged))?;
+    super::write_atomic(output, &crate::profile_file::profile_json(&merged))?;
     Ok(merged)
 }
 

@@ -5,6 +5,7 @@ use std::fs;
 use serde_json::json;
 
 use super::*;
+use crate::profile_file::profile_json;
 
 /// A validated profile from JSON.
 pub fn p(value: serde_json::Value) -> Profile {

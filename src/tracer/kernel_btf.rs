@@ -5,7 +5,7 @@
 //! libbpf resolves CO-RE relocations against the kernel's BTF, and parsing
 //! all of /sys/kernel/btf/vmlinux (5 MiB, 126,000 types on 6.18) took 9 to
 //! 14 ms of every container start. The first tracer after boot writes this
-//! copy (a few hundred bytes) to /run, keyed by boot id and BPF object, and
+//! copy (a few hundred bytes) to /run, keyed by boot id, BPF object and writer format, and
 //! every later load relocates against it instead (libbpf's btf_custom_path).
 //!
 //! Which types: those of the program's own BTF (the compiled object, so
@@ -32,6 +32,11 @@ use super::preemption;
 /// The compiled BPF program (build.rs): its BTF says what it reads.
 const OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/recorder.bpf.o"));
 const CACHE_DIR: &str = "/run/oci-seccomp-bpf-hook";
+/// What `minimal` writes, in the cache file's name beside the boot and the
+/// BPF object: bump it when `minimal` copies something else (version 2 keeps
+/// the function preemption.rs looks for), so an upgrade within a boot does
+/// not read an older writer's copy.
+const WRITER_FORMAT: u32 = 2;
 
 #[derive(Debug, Error)]
 pub enum BtfError {
@@ -66,7 +71,7 @@ fn cached_in(dir: &Path) -> Result<PathBuf, BtfError> {
     // Refused (and so not used) unless only root can write it: libbpf
     // trusts what it reads there.
     home::trusted_dir(dir, false)?;
-    let path = dir.join(format!("{}-{}.btf", boot_id.trim(), env!("RECORDER_BPF_ID")));
+    let path = dir.join(format!("{}-{}-v{WRITER_FORMAT}.btf", boot_id.trim(), env!("RECORDER_BPF_ID")));
     if path.exists() {
         return Ok(path);
     }

@@ -8,6 +8,7 @@
 mod support;
 
 mod argument_rules;
+mod bounded_replay;
 mod hostile_inputs;
 mod minimal;
 mod packaging;

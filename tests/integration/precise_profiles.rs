@@ -144,6 +144,22 @@ fn every_thread_is_recorded(#[case] runtime: &'static str) {
     }
 }
 
+/// The exec session of the corpus: `podman exec` of this into a sleeper.
+pub const EXEC_SESSION: [&str; 2] = [PROBE, "unusual"];
+
+/// Starts a sleeper traced into `out`, runs `EXEC_SESSION` in it, removes
+/// it; returns the profile and the exec's output.
+pub fn record_exec(p: &Podman, suffix: &str, out: &Path) -> (Value, Output) {
+    let _ = std::fs::remove_file(out);
+    let name = p.start_sleeper(suffix, p.run_args().traced_into(out));
+    let mut args = vec!["exec", name.as_str()];
+    args.extend(EXEC_SESSION);
+    let o = p.podman(&args);
+    assert_eq!(stdout(&o), "unusual: ok\n", "{}", stderr(&o));
+    assert!(p.podman(&["rm", "-f", "-t", "0", &name]).status.success());
+    (wait_for_profile(out), o)
+}
+
 /// A `podman exec` session is recorded from its own filter on, not from the
 /// exec runtime's setup: the same profile every time, and the session and
 /// container replay under it.
@@ -158,11 +174,7 @@ fn exec_sessions_are_precise(#[case] runtime: &'static str) {
     let mut first: Option<(Vec<String>, Value)> = None;
     for i in 0..recordings() {
         let out = p.path(&format!("exec-{i}.json"));
-        let name = p.start_sleeper(&format!("exec-{i}"), p.run_args().traced_into(&out));
-        let o = p.podman(&["exec", &name, PROBE, "unusual"]);
-        assert_eq!(stdout(&o), "unusual: ok\n", "{}", stderr(&o));
-        assert!(p.podman(&["rm", "-f", "-t", "0", &name]).status.success());
-        let profile = wait_for_profile(&out);
+        let (profile, _) = record_exec(&p, &format!("exec-{i}"), &out);
         assert_no_setup_syscalls(&profile, &format!("{runtime} exec session, recording {i}"));
         let essence = essence(&profile);
         if i == 0 {
@@ -173,7 +185,9 @@ fn exec_sessions_are_precise(#[case] runtime: &'static str) {
             Some(f) => assert_eq!(&essence, f, "{runtime} exec recording {i} differs from the first"),
         }
         let replay = p.start_sleeper(&format!("exec-replay-{i}"), p.run_args().confined_by(&out));
-        let o = p.podman(&["exec", &replay, PROBE, "unusual"]);
+        let mut args = vec!["exec", replay.as_str()];
+        args.extend(EXEC_SESSION);
+        let o = p.podman(&args);
         p.podman(&["rm", "-f", "-t", "0", &replay]);
         assert_eq!(stdout(&o), "unusual: ok\n", "exec under the profile: {}", stderr(&o));
     }
