@@ -78,6 +78,30 @@ fn compat_32bit_process_replays(#[case] runtime: &'static str) {
     assert_contains_all(&names, &["getpid", "set_thread_area"]);
 }
 
+/// Per ABI: a profile recorded from 64-bit processes lists only x86_64, so
+/// an i386 process gains nothing from it. The 32-bit program's own rules
+/// under the 64-bit profile's architectures are refused, where they replay
+/// with their own.
+#[rstest]
+#[case::runc("runc")]
+#[case::crun("crun")]
+fn a_64bit_profile_refuses_every_32bit_call(#[case] runtime: &'static str) {
+    let Some(p) = Podman::new(runtime) else { return };
+    let native = p.trace_and_replay(&[PROBE, "getpid"]);
+    assert_eq!(architectures(&native), ["SCMP_ARCH_X86_64"], "{native}");
+    let mut compat = p.trace_and_replay(&[PROBE32, "getpid"]);
+    compat["architectures"] = native["architectures"].clone();
+    let narrowed = p.path("narrowed.json");
+    std::fs::write(&narrowed, compat.to_string()).unwrap();
+    let o = p.replay(&narrowed, &[PROBE32, "getpid"]);
+    assert!(
+        !o.status.success() && !stdout(&o).contains("getpid: ok"),
+        "the i386 program ran: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+}
+
 #[rstest]
 #[case::runc("runc")]
 #[case::crun("crun")]
