@@ -85,9 +85,10 @@ impl StandIns<'_> {
     }
 }
 
-fn of(by_state: &[Vec<Sample>], want: State) -> Vec<Sample> {
+/// The samples of every window of state `want`, in time order.
+pub fn of<S: PartialEq>(states: &[S], by_state: &[Vec<Sample>], want: S) -> Vec<Sample> {
     let mut v: Vec<Sample> =
-        STATES.iter().zip(by_state).filter(|(s, _)| **s == want).flat_map(|(_, v)| v.iter().copied()).collect();
+        states.iter().zip(by_state).filter(|(s, _)| **s == want).flat_map(|(_, v)| v.iter().copied()).collect();
     v.sort_by_key(|s| s.at_ns);
     v
 }
@@ -137,7 +138,7 @@ impl Suite<'_> {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         self.log("alternated", &names, &by_state);
 
-        let base = of(&by_state, State::Base);
+        let base = of(&STATES, &by_state, State::Base);
         let mut a = Alternated::default();
         let median = crate::syscall_cost::cpu_median(&base);
         a.base.add(&base, base.iter().map(|s| s.per_call.cpu_ns - median).collect::<Vec<_>>());
@@ -151,10 +152,10 @@ impl Suite<'_> {
             (k4, State::K(4)),
             (k16, State::K(16)),
         ] {
-            let s = of(&by_state, state);
+            let s = of(&STATES, &by_state, state);
             series.add(&s, above(&s, &base));
         }
-        let (k1, k16) = (of(&by_state, State::K(1)), of(&by_state, State::K(16)));
+        let (k1, k16) = (of(&STATES, &by_state, State::K(1)), of(&STATES, &by_state, State::K(16)));
         a.k16_over_k1.add(&k16, above(&k16, &k1));
         Ok(a)
     }

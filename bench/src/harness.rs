@@ -162,6 +162,25 @@ impl Harness {
         Ok((stand_in, out, took))
     }
 
+    /// Registers the mount namespace of `pid` (one of its own) with the
+    /// hook, as a runtime would a container's; returns the tracer's pid and
+    /// where it writes the profile once stopped (SIGTERM).
+    pub fn trace_namespace_of(&self, pid: u32) -> Result<(u32, PathBuf)> {
+        let out = self.out_path();
+        let id = format!("bench-ns-{pid}-{}", self.serial.fetch_add(1, Ordering::Relaxed));
+        hook::run_hook(&self.hook, &self.log, &id, pid, &out)?;
+        // The tracer logs its start itself, after the hook has returned.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = std::fs::read_to_string(&self.log).with_context(|| format!("failed to read {:?}", self.log))?;
+            if let Some(started) = hook_test_support::tracer_started(&log, &id) {
+                return Ok((started.tracer_pid, out));
+            }
+            ensure!(Instant::now() < deadline, "no tracer-started event for {id} in {:?} after 10 s", self.log);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The tracer's report for the profile `out`: (peak RSS KiB, CPU ms).
     pub fn tracer_usage(&self, out: &Path) -> Option<(i64, i64)> {
         let log = std::fs::read_to_string(&self.log).ok()?;

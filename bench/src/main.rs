@@ -14,6 +14,7 @@ mod report;
 mod stats;
 mod suite;
 mod syscall_cost;
+mod traced_loop;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -25,6 +26,7 @@ use crate::alternated::Alternated;
 use crate::report::Figures;
 use crate::suite::{Config, Latency, Suite, TracerUsage};
 use crate::syscall_cost::{Host, InContainer};
+use crate::traced_loop::TracedLoop;
 
 const CHART: &str = "per-syscall-vs-k.svg";
 
@@ -58,7 +60,7 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Only these sections (comma-separated: latency, tracer, container,
-    /// host, alternated), for working on the bench; the others show "-".
+    /// host, alternated, traced-loop), for working on the bench; the others show "-".
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// The empty program for the floor: raw_tp or tp_btf (default: the
@@ -160,12 +162,13 @@ struct Sections {
     container: InContainer,
     host: Host,
     alternated: Alternated,
+    traced_loop: TracedLoop,
 }
 
 impl Sections {
     fn figures(&self, empty_attach_ms: &[f64]) -> Figures {
-        let Sections { latency, tracer, container, host, alternated } = self;
-        Figures::new(latency, tracer, container, host, alternated, empty_attach_ms)
+        let Sections { latency, tracer, container, host, alternated, traced_loop } = self;
+        Figures::new(latency, tracer, container, host, alternated, traced_loop, empty_attach_ms)
     }
 }
 
@@ -177,6 +180,7 @@ fn run_sections(suite: &mut Suite, only: &[String]) -> Result<Sections> {
         container: if want("container") { suite.in_container()? } else { Default::default() },
         host: if want("host") { suite.host()? } else { Default::default() },
         alternated: if want("alternated") { suite.alternated()? } else { Default::default() },
+        traced_loop: if want("traced-loop") { suite.traced_loop()? } else { Default::default() },
     })
 }
 

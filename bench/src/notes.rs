@@ -92,19 +92,22 @@ fn traced(f: &Figures, met: bool) -> String {
     // recorder's first), measured on the host.
     let hf = f.host_floor.paired_median();
     let hit = f.host_hit.paired_median() - hf;
-    let (t, cf) = (f.container[1].paired_median(), f.container[2].paired_median());
+    let (t, cf) = (f.traced_loop[2].paired_median(), f.traced_loop[1].paired_median());
+    let (ct, ccf) = (f.container[1].paired_median(), f.container[2].paired_median());
     let _ = writeln!(
         s,
-        "- **Traced syscalls** ({}): a traced container pays {t:+.1} ns per syscall, {} the empty program's \
-         {cf:+.1} ns in the same kind of container.{} The target leaves the recorder {:.1} ns of its own work; \
-         it does {:.1} ns.{}",
+        "- **Traced syscalls** ({}): a traced container's task pays {t:+.1} ns per syscall, {} the empty \
+         program's {cf:+.1} ns for the same task (section 6; in real containers, each against its neighbour, \
+         {ct:+.1} ns on {ccf:+.1} ns, {}).{} The target leaves the recorder {:.1} ns of its own work; it does \
+         {:.1} ns.{}",
         word(met),
         x(t, cf),
+        x(ct, ccf),
         if cf < 0.85 * hf {
             format!(
-                " (The empty program adds less in a container than on the host, {hf:+.1} ns: podman's seccomp \
-                 filter already puts container syscalls on the kernel's slow path, so the same work weighs more \
-                 floors there.)"
+                " (The empty program adds less for a task with a seccomp filter than for the host loop, \
+                 {hf:+.1} ns: the filter already puts its syscalls on the kernel's slow path, so the same work \
+                 weighs more floors there.)"
             )
         } else {
             String::new()

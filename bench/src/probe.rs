@@ -231,16 +231,19 @@ impl Probe {
     /// The loop on the host, started (not waited for) through /bin/sh, in
     /// a process group of its own so that it can be stopped as a whole.
     pub fn spawn_host(&self, wrap: &str, calls: u64, runs: usize) -> Result<Child> {
-        use std::os::unix::process::CommandExt;
         let (timeit, sysprobe) = (self.timeit.to_string_lossy(), self.sysprobe.to_string_lossy());
         let s = script(&timeit, self.cpu, wrap, &sysprobe, calls, runs);
-        Command::new("/bin/sh")
-            .args(["-c", &s])
-            .process_group(0)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("failed to start the host loop")
+        spawn(Command::new("/bin/sh").args(["-c", &s]))
+    }
+
+    /// The host loop as a container's task is to the recorder: in a mount
+    /// namespace of its own (`unshare --mount` execs the shell in its own
+    /// process, so the child's pid is in it) and under a seccomp filter
+    /// (`timeit -s`). Registering that namespace with the hook traces it.
+    pub fn spawn_host_as_container(&self, calls: u64, runs: usize) -> Result<Child> {
+        let timeit = format!("{} -s", self.timeit.to_string_lossy());
+        let s = script(&timeit, self.cpu, "", &self.sysprobe.to_string_lossy(), calls, runs);
+        spawn(Command::new("unshare").args(["--mount", "--", "/bin/sh", "-c", &s]))
     }
 
     /// The loop on the host, to its end.
@@ -249,6 +252,12 @@ impl Probe {
         ensure!(o.status.success(), "host loop failed: {}{}", text(&o.stdout), text(&o.stderr));
         samples(&text(&o.stdout), calls)
     }
+}
+
+/// `cmd` started, in a process group of its own, its output piped.
+fn spawn(cmd: &mut Command) -> Result<Child> {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().context("failed to start the host loop")
 }
 
 /// Stops a loop started by spawn_host (shell, timeit and sysprobe).

@@ -6,6 +6,7 @@ use crate::probe::PerCall;
 use crate::stats::{self, Summary};
 use crate::suite::{Latency, TracerUsage};
 use crate::syscall_cost::{Host, InContainer, Series, KS};
+use crate::traced_loop::TracedLoop;
 
 /// The old tool's figures (upstream oci-seccomp-bpf-hook v1.3.1-dev, as
 /// measured on another machine of this kind: Debian 12, kernel 6.18, 2
@@ -105,10 +106,21 @@ pub struct Figures {
     pub host_hit: Row,
     pub alt_k: Vec<(usize, Row)>,
     pub k16_over_k1: Row,
+    /// Section 6, the loop as a container's task, alternated: [baseline,
+    /// empty program, its namespace traced].
+    pub traced_loop: [Row; 3],
 }
 
 impl Figures {
-    pub fn new(l: &Latency, t: &TracerUsage, c: &InContainer, h: &Host, a: &Alternated, attach_ms: &[f64]) -> Figures {
+    pub fn new(
+        l: &Latency,
+        t: &TracerUsage,
+        c: &InContainer,
+        h: &Host,
+        a: &Alternated,
+        tl: &TracedLoop,
+        attach_ms: &[f64],
+    ) -> Figures {
         let start = |v: &[Vec<f64>; 2]| {
             let d = stats::paired(&v[1], &v[0]);
             [row(&v[0], None, None), row(&v[1], None, Some(&d))]
@@ -136,6 +148,7 @@ impl Figures {
             host_hit: series(&a.hit),
             alt_k: KS.iter().zip(&a.k).map(|(&k, s)| (k, series(s))).collect(),
             k16_over_k1: series(&a.k16_over_k1),
+            traced_loop: [series(&tl.base), series(&tl.floor), series(&tl.traced)],
         }
     }
 
@@ -179,9 +192,9 @@ impl Figures {
         };
         v.push(floor_verdict(
             Target::Traced,
-            "syscall in a traced container, above untraced, / empty-program floor",
-            self.container[1].paired_median(),
-            self.container[2].paired_median(),
+            "syscall of a traced container's task, above untraced, / empty-program floor (alternated)",
+            self.traced_loop[2].paired_median(),
+            self.traced_loop[1].paired_median(),
         ));
         let one = self.alt_k[0].1.paired_median();
         v.push(floor_verdict(
@@ -240,7 +253,7 @@ mod tests {
             ..Default::default()
         };
         let (l, t, c, h) = (Latency::default(), TracerUsage::default(), InContainer::default(), Host::default());
-        let f = Figures::new(&l, &t, &c, &h, &a, &[]);
+        let f = Figures::new(&l, &t, &c, &h, &a, &TracedLoop::default(), &[]);
         assert_eq!(f.host_floor.paired_median(), 100.0);
         assert_eq!(f.host_floor.abs.median, 302.0);
         assert_eq!(f.alt_k[0].1.paired_median(), 151.0);
@@ -253,5 +266,22 @@ mod tests {
         assert!(flat.ok, "a 3% step is flat: {}", flat.got);
         let traced = v.iter().find(|v| v.target == Target::Traced).unwrap();
         assert!(!traced.ok && traced.got.contains("n/a"), "not measured is not met: {}", traced.got);
+    }
+
+    /// The traced verdict is the alternated loop's: its traced state over
+    /// its own floor, whatever section 3 measured.
+    #[test]
+    fn the_traced_verdict_uses_the_alternated_loop() {
+        let tl = TracedLoop {
+            base: series(&[300.0], &[0.0]),
+            floor: series(&[380.0, 382.0], &[80.0, 82.0]),
+            traced: series(&[410.0, 420.0, 430.0], &[110.0, 120.0, 130.0]),
+        };
+        let c =
+            InContainer { traced: series(&[500.0], &[200.0]), floor: series(&[380.0], &[80.0]), ..Default::default() };
+        let (l, t, h, a) = (Latency::default(), TracerUsage::default(), Host::default(), Alternated::default());
+        let v = Figures::new(&l, &t, &c, &h, &a, &tl, &[]).verdicts();
+        let traced = v.iter().find(|v| v.target == Target::Traced).unwrap();
+        assert!(traced.ok && traced.got.contains("+120.0 ns / +81.0 ns = 1.48x"), "{}", traced.got);
     }
 }
