@@ -285,7 +285,7 @@ static __always_inline int record_entry(struct pt_regs *regs, long id)
 		set->seen[slot] = 1;
 	/* The runtime's setup never meets the container's filter: its
 	 * arguments (clone with CLONE_NEW*) need no rule. */
-	if (phase != PHASE_RUNTIME_SETUP)
+	if (phase != PHASE_RUNTIME_SETUP && set->watched[abi * SYSCALL_SLOTS + (__u32)id])
 		keep_args(set, regs, mntns, abi, (__u32)id);
 	return 0;
 }

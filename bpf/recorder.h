@@ -111,6 +111,11 @@ struct container_record {
 	 * value is ever lost silently, a rule then allows the name without
 	 * arguments. Only calls outside the runtime's setup are kept. */
 	struct arg_watch watches[ABI_COUNT * ARG_WATCHES];
+	/* Written by user space only: watched[abi * SYSCALL_SLOTS + nr] is 1
+	 * where a watch above is for syscall nr of abi, so that every other
+	 * syscall costs the program one load here, not a pass over the
+	 * watches. */
+	__u8 watched[ABI_COUNT * SYSCALL_SLOTS];
 	__u32 arg_distinct[ABI_COUNT * ARG_WATCHES];
 	__u8 arg_lost[ABI_COUNT * ARG_WATCHES];
 	/* Written by user space only: the registering tracer's pid and start

@@ -66,6 +66,9 @@ pub fn new(mntns: u32, owner_pid: u32, owner_start_time: u64) -> Record {
             let Some(nr) = watched.number(abi) else { continue };
             record.watches[abi_row(abi) * ARG_WATCHES + i] =
                 arg_watch { nr: nr as i32, arg: watched.arg, mask: watched.mask() };
+            if let Some(flag) = record.watched.get_mut(abi_row(abi) * SYSCALL_SLOTS + nr as usize) {
+                *flag = 1;
+            }
         }
     }
     record
@@ -196,6 +199,25 @@ mod tests {
         assert!(observed(&back).filtered.contains(Abi::X86, 20));
         assert!(from_bytes(&[0u8; 3]).is_none());
         assert!(from_bytes(&vec![0u8; size_of::<Record>() + 1]).is_none());
+    }
+
+    /// The program looks through the watches only where `watched` says so:
+    /// exactly the numbers of the watches, each under its own ABI.
+    #[test]
+    fn watched_flags_exactly_the_watches() {
+        let r = new(1, 2, 3);
+        let mut expected = Vec::new();
+        for abi in Abi::ALL {
+            for w in &r.watches[abi_row(abi) * ARG_WATCHES..][..ARG_WATCHES] {
+                if w.nr >= 0 {
+                    expected.push(abi_row(abi) * SYSCALL_SLOTS + w.nr as usize);
+                }
+            }
+        }
+        expected.sort();
+        let flagged: Vec<usize> = (0..r.watched.len()).filter(|&i| r.watched[i] == 1).collect();
+        assert!(!flagged.is_empty() && flagged == expected, "{flagged:?} != {expected:?}");
+        assert_eq!(r.watched.len(), Abi::ALL.len() * SYSCALL_SLOTS);
     }
 
     /// A watch whose values in the map are fewer than the program counted
