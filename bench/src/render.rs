@@ -205,19 +205,25 @@ fn in_container(f: &Figures, run: &RunInfo) -> String {
     );
     let floor_name = format!("untraced, empty {} program attached (floor)", run.floor_kind);
     let names = ["untraced container", "traced container", floor_name.as_str()];
-    let floor = f.container[2].paired_median();
+    s.push_str(&traced_table(&names, &f.container, 1, f.container[2].paired_median()));
+    s
+}
+
+/// The table of a traced variant beside its untraced baseline and floor
+/// (sections 3 and 6): only row `traced` gets the ratio to `floor` and the
+/// old tool's figure.
+fn traced_table(names: &[&str], rows: &[Row], traced: usize, floor: f64) -> String {
     let rows: Vec<Vec<String>> = names
         .iter()
-        .zip(&f.container)
+        .zip(rows)
         .enumerate()
         .map(|(i, (n, r))| {
-            let vs_floor = if i == 1 { fmt_ratio(stats::ratio(r.paired_median(), floor)) } else { "-".into() };
-            let oldv = if i == 1 { format!("+{} ns", old::IN_CONTAINER_NS) } else { "-".into() };
+            let vs_floor = if i == traced { fmt_ratio(stats::ratio(r.paired_median(), floor)) } else { "-".into() };
+            let oldv = if i == traced { format!("+{} ns", old::IN_CONTAINER_NS) } else { "-".into() };
             vec![n.to_string(), fs(Some(r.abs), 1), fd(r.paired, 1), vs_floor, fs(r.wall, 1), oldv]
         })
         .collect();
-    s.push_str(&table(&["variant", "ns/call", "above untraced", "/ floor", "wall ns/call", "old tool"], &rows));
-    s
+    table(&["variant", "ns/call", "above untraced", "/ floor", "wall ns/call", "old tool"], &rows)
 }
 
 /// A row of the host tables (sections 4 and 5), its ratio to the floor of
@@ -302,15 +308,8 @@ fn traced_loop(f: &Figures, run: &RunInfo) -> String {
          section; section 3 measures the same in real containers, each against its neighbour.\n",
         run.floor_kind
     );
-    let floor = f.traced_loop[1].paired_median();
-    let row = |name: &str, r: &Row, i: usize| {
-        let vs_floor = if i == 2 { fmt_ratio(stats::ratio(r.paired_median(), floor)) } else { "-".into() };
-        let oldv = if i == 2 { format!("+{} ns", old::IN_CONTAINER_NS) } else { "-".into() };
-        vec![name.to_string(), fs(Some(r.abs), 1), fd(r.paired, 1), vs_floor, fs(r.wall, 1), oldv]
-    };
     let names = ["untraced, no BPF", "empty program attached (floor)", "its namespace traced"];
-    let rows: Vec<Vec<String>> = names.iter().zip(&f.traced_loop).enumerate().map(|(i, (n, r))| row(n, r, i)).collect();
-    s.push_str(&table(&["variant", "ns/call", "above untraced", "/ floor", "wall ns/call", "old tool"], &rows));
+    s.push_str(&traced_table(&names, &f.traced_loop, 2, f.traced_loop[1].paired_median()));
     s.push('\n');
     s
 }

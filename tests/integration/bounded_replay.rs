@@ -11,16 +11,20 @@ use std::time::{Duration, Instant};
 
 use hook_test_support::podman::SLEEPER;
 
-use crate::support::{processes, Podman};
+use crate::support::{exec_args, processes, Podman};
 
 /// How long one podman call may take: far more than any corpus case needs.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `cmd` run under `profile`, as `podman run --rm`; None when it did not
-/// end in time.
+/// `cmd` run under `profile`, as `podman run --rm`; None, the container
+/// removed, when it did not end in time.
 pub fn run(p: &Podman, profile: &Path, cmd: &[&str]) -> Option<Output> {
     let name = unique_name(p, "run");
-    podman(p, &name, &p.run_args().rm().name(&name).confined_by(profile).args(cmd))
+    let out = podman(p, &name, &p.run_args().rm().name(&name).confined_by(profile).args(cmd));
+    if out.is_none() {
+        remove(p, &name);
+    }
+    out
 }
 
 /// `cmd` run as a `podman exec` session in a container started under
@@ -28,13 +32,10 @@ pub fn run(p: &Podman, profile: &Path, cmd: &[&str]) -> Option<Output> {
 /// failed start's. None when either did not end in time.
 pub fn exec(p: &Podman, profile: &Path, cmd: &[&str]) -> Option<Output> {
     let name = unique_name(p, "exec");
-    let started = podman(p, &name, &p.run_args().detach().name(&name).confined_by(profile).args(&SLEEPER))?;
-    let out = if started.status.success() {
-        let mut args = vec!["exec", name.as_str()];
-        args.extend(cmd);
-        podman(p, &name, &args)
-    } else {
-        Some(started)
+    let started = podman(p, &name, &p.run_args().detach().name(&name).confined_by(profile).args(&SLEEPER));
+    let out = match started {
+        Some(s) if s.status.success() => podman(p, &name, &exec_args(&name, cmd)),
+        other => other,
     };
     remove(p, &name);
     out
@@ -48,7 +49,8 @@ fn unique_name(p: &Podman, what: &str) -> String {
 }
 
 /// `podman ARGS` for the container `name`; None, after killing the
-/// container's processes and removing it, when it did not end in time.
+/// container's processes, when it did not end in time (the caller removes
+/// the container).
 /// The output is small (a line or two), so the pipe is read once podman is
 /// done.
 fn podman<S: AsRef<std::ffi::OsStr>>(p: &Podman, name: &str, args: &[S]) -> Option<Output> {
@@ -65,7 +67,6 @@ fn podman<S: AsRef<std::ffi::OsStr>>(p: &Podman, name: &str, args: &[S]) -> Opti
         let _ = child.kill();
         let _ = child.wait();
     }
-    remove(p, name);
     None
 }
 

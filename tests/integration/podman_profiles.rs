@@ -14,6 +14,8 @@ use crate::support::{
 
 use hook_test_support::PROBE32_IN_IMAGE as PROBE32;
 
+use crate::precise_profiles::{record_exec, replay_exec};
+
 fn assert_contains_all(names: &[String], wanted: &[&str]) {
     for w in wanted {
         assert!(names.iter().any(|n| n == w), "{w} missing from {names:?}");
@@ -162,17 +164,11 @@ fn blocked_in_the_input_stays_blocked(#[case] runtime: &'static str) {
 fn podman_exec_is_recorded(#[case] runtime: &'static str) {
     let Some(p) = Podman::new(runtime) else { return };
     let out = p.path("exec.json");
-    let name = p.start_sleeper("exec", p.run_args().traced_into(&out));
-    let o = p.podman(&["exec", &name, PROBE, "unusual"]);
-    assert_eq!(stdout(&o), "unusual: ok\n", "{}", stderr(&o));
-    assert!(p.podman(&["rm", "-f", "-t", "0", &name]).status.success());
-    let profile = wait_for_profile(&out);
+    let (profile, _) = record_exec(&p, "exec", &out);
     assert_contains_all(&allowed(&profile), &UNUSUAL);
 
     // Replay: the same container and exec under the profile.
-    let name2 = p.start_sleeper("exec-replay", p.run_args().confined_by(&out));
-    let o = p.podman(&["exec", &name2, PROBE, "unusual"]);
-    p.podman(&["rm", "-f", "-t", "0", &name2]);
+    let o = replay_exec(&p, "exec-replay", &out);
     assert_eq!(stdout(&o), "unusual: ok\n", "exec under the profile: {}", stderr(&o));
 }
 

@@ -152,12 +152,19 @@ pub const EXEC_SESSION: [&str; 2] = [PROBE, "unusual"];
 pub fn record_exec(p: &Podman, suffix: &str, out: &Path) -> (Value, Output) {
     let _ = std::fs::remove_file(out);
     let name = p.start_sleeper(suffix, p.run_args().traced_into(out));
-    let mut args = vec!["exec", name.as_str()];
-    args.extend(EXEC_SESSION);
-    let o = p.podman(&args);
+    let o = p.exec(&name, &EXEC_SESSION);
     assert_eq!(stdout(&o), "unusual: ok\n", "{}", stderr(&o));
     assert!(p.podman(&["rm", "-f", "-t", "0", &name]).status.success());
     (wait_for_profile(out), o)
+}
+
+/// Starts a sleeper under `profile`, runs `EXEC_SESSION` in it, removes it;
+/// returns the exec's output.
+pub fn replay_exec(p: &Podman, suffix: &str, profile: &Path) -> Output {
+    let name = p.start_sleeper(suffix, p.run_args().confined_by(profile));
+    let o = p.exec(&name, &EXEC_SESSION);
+    p.podman(&["rm", "-f", "-t", "0", &name]);
+    o
 }
 
 /// A `podman exec` session is recorded from its own filter on, not from the
@@ -184,11 +191,7 @@ fn exec_sessions_are_precise(#[case] runtime: &'static str) {
             None => first = Some(essence),
             Some(f) => assert_eq!(&essence, f, "{runtime} exec recording {i} differs from the first"),
         }
-        let replay = p.start_sleeper(&format!("exec-replay-{i}"), p.run_args().confined_by(&out));
-        let mut args = vec!["exec", replay.as_str()];
-        args.extend(EXEC_SESSION);
-        let o = p.podman(&args);
-        p.podman(&["rm", "-f", "-t", "0", &replay]);
+        let o = replay_exec(&p, &format!("exec-replay-{i}"), &out);
         assert_eq!(stdout(&o), "unusual: ok\n", "exec under the profile: {}", stderr(&o));
     }
 }

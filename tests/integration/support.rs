@@ -147,6 +147,11 @@ impl Podman {
         self.cli.output(args).unwrap()
     }
 
+    /// `podman exec CONTAINER CMD...`.
+    pub fn exec(&self, container: &str, cmd: &[&str]) -> Output {
+        self.podman(&exec_args(container, cmd))
+    }
+
     /// `podman run` of the fixture image under this test's runtime.
     pub fn run_args(&self) -> Run {
         Run::new(self.runtime)
@@ -196,6 +201,13 @@ impl Podman {
         assert_same(&first, &again, cmd);
         profile
     }
+}
+
+/// The arguments of `podman exec CONTAINER CMD...`.
+pub fn exec_args<'a>(container: &'a str, cmd: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["exec", container];
+    args.extend(cmd);
+    args
 }
 
 pub fn assert_same(first: &Output, again: &Output, cmd: &[&str]) {
