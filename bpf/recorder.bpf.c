@@ -213,10 +213,31 @@ static __always_inline void keep_args(struct container_record *set, struct pt_re
 	}
 }
 
+/*
+ * Files a call of the runtime's setup, stamped with the root filesystem
+ * changes made so far. Whatever a runtime does to the container's mounts
+ * (mount, pivot_root, umount2) it does before it attaches the container's
+ * filter, which could forbid them; so the calls whose last stamp is the
+ * final one are the only ones that can fall after that point: the hand-off
+ * src/handoff.rs adds to a profile recorded without a filter. A stamp seen
+ * SETUP_STAMPS changes earlier looks final too, which only adds a name.
+ */
+static __always_inline void record_setup(struct container_record *set, __u32 slot, __u8 mark)
+{
+	__u8 stamp;
+
+	if (mark & MARK_ROOTFS)
+		set->rootfs_changes++;
+	stamp = 1 + set->rootfs_changes % SETUP_STAMPS;
+	if (set->seen[slot] != stamp)
+		set->seen[slot] = stamp;
+}
+
 /* Files syscall `id`, entering with `regs`, in the record of the current
  * task's container, if it has one. Setting a slot and keeping a value are
  * idempotent, so a syscall seen twice (see record_syscall_again) is
- * recorded once; only out_of_range counts it twice. */
+ * recorded once; only out_of_range and rootfs_changes count it twice (the
+ * latter only ever compares its stamps for equality). */
 static __always_inline int record_entry(struct pt_regs *regs, long id)
 {
 	bool has_btf_task =
@@ -229,6 +250,7 @@ static __always_inline int record_entry(struct pt_regs *regs, long id)
 	__u32 abi = ABI_X86_64;
 	int seccomp_mode;
 	__u32 phase;
+	__u8 mark;
 
 	if (has_btf_task) {
 		/* 5.11+: a BTF pointer, read with plain loads (no helper calls). */
@@ -280,12 +302,17 @@ static __always_inline int record_entry(struct pt_regs *regs, long id)
 		return 0;
 	}
 	slot = (phase * ABI_COUNT + abi) * SYSCALL_SLOTS + (__u32)id;
+	mark = set->marks[abi * SYSCALL_SLOTS + (__u32)id];
+	/* The runtime's setup never meets the container's filter: its
+	 * arguments (clone with CLONE_NEW*) need no rule. */
+	if (phase == PHASE_RUNTIME_SETUP) {
+		record_setup(set, slot, mark);
+		return 0;
+	}
 	/* Read before write: after the first call the cache line stays shared. */
 	if (!set->seen[slot])
 		set->seen[slot] = 1;
-	/* The runtime's setup never meets the container's filter: its
-	 * arguments (clone with CLONE_NEW*) need no rule. */
-	if (phase != PHASE_RUNTIME_SETUP && set->watched[abi * SYSCALL_SLOTS + (__u32)id])
+	if (mark & MARK_ARGS)
 		keep_args(set, regs, mntns, abi, (__u32)id);
 	return 0;
 }
@@ -326,5 +353,6 @@ struct arg_key _arg_key;
 enum recorded_abi _abi;
 enum recorded_phase _phase;
 enum recorder_limits _limits;
+enum syscall_mark _mark;
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -57,10 +57,22 @@ enum recorder_limits {
 	/* Distinct values a rule is written for, per container, ABI and watch;
 	 * the program keeps one more, which shows the bound was passed. */
 	ARG_VALUES = 16,
+	/* How many values a runtime-setup entry of `seen` cycles through:
+	 * 1 + (rootfs_changes % SETUP_STAMPS), never 0 (unseen). */
+	SETUP_STAMPS = 255,
 	/* Entries of the shared value map: ARG_VALUES + 1 values of every
 	 * watch of every ABI for 40 containers at once (a container past that
 	 * gets names without argument rules, and the log says so). */
 	ARG_ENTRIES = 16384,
+};
+
+/* What user space marks a syscall of an ABI with, in a record's `marks`. */
+enum syscall_mark {
+	/* An argument watch is for this syscall (keep_args). */
+	MARK_ARGS = 1,
+	/* It changes the container's root filesystem (mount, pivot_root, ...):
+	 * the program counts these in the runtime's setup (rootfs_changes). */
+	MARK_ROOTFS = 2,
 };
 
 /*
@@ -87,8 +99,11 @@ struct arg_key {
 /*
  * One traced container: what it did, and which tracer registered it.
  *
- * seen[(phase * ABI_COUNT + abi) * SYSCALL_SLOTS + nr] is 1 once syscall nr
- * entered through abi in that phase (flat, not nested arrays: libbpf-cargo
+ * seen[(phase * ABI_COUNT + abi) * SYSCALL_SLOTS + nr] is not 0 once syscall
+ * nr entered through abi in that phase: 1 for the filtered and workload
+ * phases; in the runtime's setup, 1 + rootfs_changes % SETUP_STAMPS as it was
+ * at the last such call, which tells the setup's last steps, those after its
+ * last root filesystem change (flat, not nested arrays: libbpf-cargo
  * cannot derive Default for nested arrays, so the emitted Rust type would
  * not compile). A byte per
  * syscall rather than a bit: setting it is a plain store, which needs no BPF
@@ -111,11 +126,15 @@ struct container_record {
 	 * value is ever lost silently, a rule then allows the name without
 	 * arguments. Only calls outside the runtime's setup are kept. */
 	struct arg_watch watches[ABI_COUNT * ARG_WATCHES];
-	/* Written by user space only: watched[abi * SYSCALL_SLOTS + nr] is 1
-	 * where a watch above is for syscall nr of abi, so that every other
-	 * syscall costs the program one load here, not a pass over the
-	 * watches. */
-	__u8 watched[ABI_COUNT * SYSCALL_SLOTS];
+	/* Written by user space only: marks[abi * SYSCALL_SLOTS + nr] holds
+	 * the syscall_mark bits of syscall nr of abi; MARK_ARGS where a watch
+	 * above is for it, so that every other syscall costs the program one
+	 * load here, not a pass over the watches. */
+	__u8 marks[ABI_COUNT * SYSCALL_SLOTS];
+	/* Written by the program: the MARK_ROOTFS calls of the runtime's setup
+	 * so far (a plain increment: two racing ones may count once, which
+	 * only merges two stamps). */
+	__u32 rootfs_changes;
 	__u32 arg_distinct[ABI_COUNT * ARG_WATCHES];
 	__u8 arg_lost[ABI_COUNT * ARG_WATCHES];
 	/* Written by user space only: the registering tracer's pid and start

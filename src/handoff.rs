@@ -15,7 +15,9 @@
 //! addition to the workload's own calls):
 //! - the hand-off: a container recorded without a filter is replayed with
 //!   one, and then the runtime makes its last steps under it. Those steps are
-//!   the [`HANDOFF`] calls its setup made, and for a threaded runtime the
+//!   the [`HANDOFF`] calls its setup made after its last change of the root
+//!   filesystem ([`ROOTFS_CHANGES`]; a filter goes on after those, see
+//!   `record_setup` in bpf/recorder.bpf.c), and for a threaded runtime the
 //!   [`HANDOFF_THREADED`] ones too (measured below); they are added when
 //!   nothing was recorded under a filter.
 //! - a threaded runtime: runc is a Go program, whose other threads wake,
@@ -67,6 +69,14 @@ pub const HANDOFF: &[&str] = &[
     "setresuid",
     "write",
 ];
+
+/// The calls by which a runtime changes the container's root filesystem:
+/// all of them come before its filter, so a hand-off call it made only
+/// before its last one is not a hand-off call (crun 1.8 marks its
+/// descriptors close-on-exec with `close_range` before `pivot_root`; crun
+/// 1.21 does it again after its filter).
+pub const ROOTFS_CHANGES: &[&str] =
+    &["chroot", "fsmount", "mount", "mount_setattr", "move_mount", "pivot_root", "umount", "umount2"];
 
 /// What a threaded runtime calls there besides (runc 1.1 and 1.3: its
 /// capabilities read, user, the exec fifo, the executable's lookup, and in
@@ -132,6 +142,9 @@ pub struct Observed {
     pub filtered: SyscallSet,
     pub unfiltered_workload: SyscallSet,
     pub runtime_setup: SyscallSet,
+    /// The part of `runtime_setup` made (last) after the setup's last
+    /// [`ROOTFS_CHANGES`] call.
+    pub setup_tail: SyscallSet,
     /// Entries whose number was outside the recorder's table.
     pub out_of_range: u64,
     /// The watched arguments' values outside the runtime's setup
@@ -193,7 +206,7 @@ impl Observed {
             let extra: &[&str] = if threaded { HANDOFF_THREADED } else { &[] };
             for &abi in &setup_abis {
                 let handoff = numbers(abi, HANDOFF).chain(numbers(abi, extra));
-                for nr in handoff.filter(|&nr| self.runtime_setup.contains(abi, nr)) {
+                for nr in handoff.filter(|&nr| self.setup_tail.contains(abi, nr)) {
                     out.insert(abi, nr);
                 }
             }
@@ -227,7 +240,7 @@ fn add_timing_companions(own: &SyscallSet, out: &mut SyscallSet) {
 }
 
 /// The numbers of `names` in `abi`'s table (names it lacks are skipped).
-fn numbers<'a>(abi: Abi, names: &'a [&'a str]) -> impl Iterator<Item = u32> + 'a {
+pub(crate) fn numbers<'a>(abi: Abi, names: &'a [&'a str]) -> impl Iterator<Item = u32> + 'a {
     names.iter().filter_map(move |name| {
         let nr = i32::from(ScmpSyscall::from_name_by_arch(name, abi.scmp_arch()).ok()?);
         abi.recorder_number(nr)

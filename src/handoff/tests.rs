@@ -23,26 +23,39 @@ fn the_runtime_setup_is_not_allowed_under_a_filter() {
     assert_eq!(names(&observed.allowed()), ["capset", "execve", "exit_group"]);
 }
 
+/// A setup whose calls all came after its last root filesystem change.
+fn setup_all_tail(names: &[&str]) -> Observed {
+    Observed { runtime_setup: set(Abi::X86_64, names), setup_tail: set(Abi::X86_64, names), ..Default::default() }
+}
+
 #[test]
 fn without_a_filter_the_handoff_calls_of_the_setup_are_added() {
     let observed = Observed {
         unfiltered_workload: set(Abi::X86_64, &["exit_group", "write"]),
-        runtime_setup: set(Abi::X86_64, &["mount", "pivot_root", "capset", "setresuid", "execve"]),
-        ..Default::default()
+        ..setup_all_tail(&["mount", "pivot_root", "capset", "setresuid", "execve"])
     };
     assert_eq!(names(&observed.allowed()), ["capset", "execve", "exit_group", "setresuid", "write"]);
+}
+
+/// crun 1.8 calls close_range before pivot_root: no filter goes on there.
+#[test]
+fn a_handoff_call_made_only_before_the_last_rootfs_change_is_not_added() {
+    let observed = Observed {
+        unfiltered_workload: set(Abi::X86_64, &["exit_group", "write"]),
+        runtime_setup: set(Abi::X86_64, &["close_range", "pivot_root", "mount", "capset", "execve"]),
+        setup_tail: set(Abi::X86_64, &["capset", "execve"]),
+        ..Default::default()
+    };
+    assert_eq!(names(&observed.allowed()), ["capset", "execve", "exit_group", "write"]);
 }
 
 #[test]
 fn a_single_threaded_runtime_hands_off_without_the_threaded_lookups() {
     let setup = ["mount", "capset", "openat", "chdir", "newfstatat", "close_range", "execve"];
-    let single = Observed {
-        unfiltered_workload: set(Abi::X86_64, &["exit_group", "write"]),
-        runtime_setup: set(Abi::X86_64, &setup),
-        ..Default::default()
-    };
+    let single = Observed { unfiltered_workload: set(Abi::X86_64, &["exit_group", "write"]), ..setup_all_tail(&setup) };
     assert_eq!(names(&single.allowed()), ["capset", "close_range", "execve", "exit_group", "write"]);
-    let threaded = Observed { runtime_setup: set(Abi::X86_64, &[&setup[..], &["futex"]].concat()), ..single };
+    let with_futex = [&setup[..], &["futex"]].concat();
+    let threaded = Observed { unfiltered_workload: single.unfiltered_workload.clone(), ..setup_all_tail(&with_futex) };
     let allowed = names(&threaded.allowed());
     for name in ["openat", "chdir", "newfstatat", "close_range", "futex"] {
         assert!(allowed.contains(&name.to_string()), "{name} missing from {allowed:?}");
@@ -92,6 +105,10 @@ fn nothing_recorded_allows_nothing() {
 fn every_listed_name_is_known_to_libseccomp_on_x86_64() {
     for name in HANDOFF.iter().chain(HANDOFF_THREADED).chain(THREADED_RUNTIME) {
         assert!(ScmpSyscall::from_name_by_arch(name, Abi::X86_64.scmp_arch()).is_ok(), "{name}");
+    }
+    for name in ROOTFS_CHANGES {
+        let known = |abi: Abi| ScmpSyscall::from_name_by_arch(name, abi.scmp_arch()).is_ok();
+        assert!(known(Abi::X86) && (known(Abi::X86_64) || *name == "umount"), "{name}");
     }
 }
 

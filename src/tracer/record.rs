@@ -9,9 +9,9 @@ use std::mem::size_of;
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 
-use super::skel::types::{arg_watch, container_record, recorded_abi, recorded_phase, recorder_limits};
+use super::skel::types::{arg_watch, container_record, recorded_abi, recorded_phase, recorder_limits, syscall_mark};
 use crate::arg_rules::{ArgValues, WATCHED};
-use crate::handoff::{Observed, Phase};
+use crate::handoff::{numbers, Observed, Phase, ROOTFS_CHANGES};
 use crate::syscalls::Abi;
 
 pub type Record = container_record;
@@ -26,6 +26,7 @@ pub const CONTAINER_SLOTS: u32 = recorder_limits::CONTAINER_SLOTS.0;
 pub const CONTAINER_PROBES: u32 = recorder_limits::CONTAINER_PROBES.0;
 pub const ARG_WATCHES: usize = recorder_limits::ARG_WATCHES.0 as usize;
 pub const ARG_VALUES: usize = recorder_limits::ARG_VALUES.0 as usize;
+const SETUP_STAMPS: u32 = recorder_limits::SETUP_STAMPS.0;
 // The program and `slots::window` mask with CONTAINER_SLOTS - 1.
 const _: () = assert!(CONTAINER_SLOTS.is_power_of_two() && CONTAINER_PROBES.is_power_of_two());
 const _: () = assert!(CONTAINER_PROBES <= CONTAINER_SLOTS);
@@ -57,7 +58,8 @@ fn row(phase: Phase, abi: Abi) -> usize {
 }
 
 /// A fresh record of `mntns`, owned by the tracer with this identity, that
-/// keeps the arguments of `arg_rules::WATCHED`.
+/// keeps the arguments of `arg_rules::WATCHED` and counts the setup's
+/// `handoff::ROOTFS_CHANGES`.
 pub fn new(mntns: u32, owner_pid: u32, owner_start_time: u64) -> Record {
     let mut record = Record { mntns, owner_pid, owner_start_time, ..Default::default() };
     record.watches = [arg_watch { nr: -1, arg: 0, mask: 0 }; ABI_WATCHES];
@@ -66,12 +68,19 @@ pub fn new(mntns: u32, owner_pid: u32, owner_start_time: u64) -> Record {
             let Some(nr) = watched.number(abi) else { continue };
             record.watches[abi_row(abi) * ARG_WATCHES + i] =
                 arg_watch { nr: nr as i32, arg: watched.arg, mask: watched.mask() };
-            if let Some(flag) = record.watched.get_mut(abi_row(abi) * SYSCALL_SLOTS + nr as usize) {
-                *flag = 1;
-            }
+            mark(&mut record, abi, nr, syscall_mark::MARK_ARGS);
+        }
+        for nr in numbers(abi, ROOTFS_CHANGES) {
+            mark(&mut record, abi, nr, syscall_mark::MARK_ROOTFS);
         }
     }
     record
+}
+
+fn mark(record: &mut Record, abi: Abi, nr: u32, mark: syscall_mark) {
+    if let Some(marks) = record.marks.get_mut(abi_row(abi) * SYSCALL_SLOTS + nr as usize) {
+        *marks |= mark.0 as u8;
+    }
 }
 
 /// Every watch of every ABI.
@@ -121,15 +130,28 @@ pub fn observed(record: &Record) -> Observed {
     for phase in Phase::ALL {
         let set = observed.phase_mut(phase);
         for abi in Abi::ALL {
-            let start = row(phase, abi) * SYSCALL_SLOTS;
-            for (nr, &seen) in record.seen[start..start + SYSCALL_SLOTS].iter().enumerate() {
+            for (nr, &seen) in seen_row(record, phase, abi).iter().enumerate() {
                 if seen != 0 {
                     set.insert(abi, nr as u32);
                 }
             }
         }
     }
+    // The program's stamp for the setup's calls after its last root
+    // filesystem change (`record_setup` in bpf/recorder.bpf.c).
+    let last = (1 + record.rootfs_changes % SETUP_STAMPS) as u8;
+    for abi in Abi::ALL {
+        for (nr, &seen) in seen_row(record, Phase::RuntimeSetup, abi).iter().enumerate() {
+            if seen == last {
+                observed.setup_tail.insert(abi, nr as u32);
+            }
+        }
+    }
     observed
+}
+
+fn seen_row(record: &Record, phase: Phase, abi: Abi) -> &[u8] {
+    &record.seen[row(phase, abi) * SYSCALL_SLOTS..][..SYSCALL_SLOTS]
 }
 
 fn as_bytes(record: &Record) -> &[u8] {
@@ -201,10 +223,10 @@ mod tests {
         assert!(from_bytes(&vec![0u8; size_of::<Record>() + 1]).is_none());
     }
 
-    /// The program looks through the watches only where `watched` says so:
+    /// The program looks through the watches only where `marks` says so:
     /// exactly the numbers of the watches, each under its own ABI.
     #[test]
-    fn watched_flags_exactly_the_watches() {
+    fn marks_flag_exactly_the_watches() {
         let r = new(1, 2, 3);
         let mut expected = Vec::new();
         for abi in Abi::ALL {
@@ -215,9 +237,44 @@ mod tests {
             }
         }
         expected.sort();
-        let flagged: Vec<usize> = (0..r.watched.len()).filter(|&i| r.watched[i] == 1).collect();
+        let args = syscall_mark::MARK_ARGS.0 as u8;
+        let flagged: Vec<usize> = (0..r.marks.len()).filter(|&i| r.marks[i] & args != 0).collect();
         assert!(!flagged.is_empty() && flagged == expected, "{flagged:?} != {expected:?}");
-        assert_eq!(r.watched.len(), Abi::ALL.len() * SYSCALL_SLOTS);
+        assert_eq!(r.marks.len(), Abi::ALL.len() * SYSCALL_SLOTS);
+    }
+
+    /// The root filesystem changes are marked under every ABI that has
+    /// them (umount only in i386's table), and nothing else is.
+    #[test]
+    fn marks_flag_the_root_filesystem_changes() {
+        let r = new(1, 2, 3);
+        let rootfs = syscall_mark::MARK_ROOTFS.0 as u8;
+        let marked = |abi: Abi, name: &str| {
+            let nr = numbers(abi, &[name]).next().unwrap();
+            r.marks[abi_row(abi) * SYSCALL_SLOTS + nr as usize] & rootfs != 0
+        };
+        assert!(marked(Abi::X86_64, "pivot_root") && marked(Abi::X86, "umount") && marked(Abi::X32, "mount"));
+        assert!(!marked(Abi::X86_64, "close_range") && !marked(Abi::X86, "socketcall"));
+        let count = r.marks.iter().filter(|&&m| m & rootfs != 0).count();
+        assert_eq!(count, Abi::ALL.iter().map(|&abi| numbers(abi, ROOTFS_CHANGES).count()).sum::<usize>());
+    }
+
+    /// The setup's tail is what carries the stamp of its last root
+    /// filesystem change, the wrapped stamp included.
+    #[test]
+    fn the_setup_tail_is_what_came_after_the_last_rootfs_change() {
+        for changes in [0, 3, SETUP_STAMPS, 2 * SETUP_STAMPS + 1] {
+            let mut r = new(1, 2, 3);
+            r.rootfs_changes = changes;
+            let stamp = |n: u32| (1 + n % SETUP_STAMPS) as u8;
+            let at = row(Phase::RuntimeSetup, Abi::X86_64) * SYSCALL_SLOTS;
+            r.seen[at + 436] = stamp(changes); // close_range, after
+            r.seen[at + 3] = stamp(changes + SETUP_STAMPS - 1); // close, before
+            let observed = observed(&r);
+            assert!(observed.setup_tail.contains(Abi::X86_64, 436), "{changes}: {observed:?}");
+            assert!(!observed.setup_tail.contains(Abi::X86_64, 3), "{changes}: {observed:?}");
+            assert!(observed.runtime_setup.contains(Abi::X86_64, 3));
+        }
     }
 
     /// A watch whose values in the map are fewer than the program counted
