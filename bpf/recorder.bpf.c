@@ -215,12 +215,13 @@ static __always_inline void keep_args(struct container_record *set, struct pt_re
 
 /*
  * Files a call of the runtime's setup, stamped with the root filesystem
- * changes made so far. Whatever a runtime does to the container's mounts
- * (mount, pivot_root, umount2) it does before it attaches the container's
- * filter, which could forbid them; so the calls whose last stamp is the
- * final one are the only ones that can fall after that point: the hand-off
- * src/handoff.rs adds to a profile recorded without a filter. A stamp seen
- * SETUP_STAMPS changes earlier looks final too, which only adds a name.
+ * changes made so far. Every change a runtime makes to the container's
+ * mount tree (mount, pivot_root, umount2: ROOTFS_CHANGES in src/handoff.rs)
+ * comes before it attaches the container's filter, which could forbid it;
+ * so the calls whose last stamp is the final one are the only ones that can
+ * fall after that point: the hand-off src/handoff.rs adds to a profile
+ * recorded without a filter. A stamp seen SETUP_STAMPS changes earlier
+ * looks final too, which only adds a name.
  */
 static __always_inline void record_setup(struct container_record *set, __u32 slot, __u8 mark)
 {

@@ -70,13 +70,15 @@ pub const HANDOFF: &[&str] = &[
     "write",
 ];
 
-/// The calls by which a runtime changes the container's root filesystem:
-/// all of them come before its filter, so a hand-off call it made only
-/// before its last one is not a hand-off call (crun 1.8 marks its
-/// descriptors close-on-exec with `close_range` before `pivot_root`; crun
-/// 1.21 does it again after its filter).
+/// The calls by which a runtime changes the container's mount tree: all of
+/// them come before its filter, so a hand-off call it made only before its
+/// last one is not a hand-off call (crun 1.8 marks its descriptors
+/// close-on-exec with `close_range` before `pivot_root`; crun 1.21 does it
+/// again after its filter). Not `fsopen`/`fsmount`/`open_tree`: they make
+/// a detached mount, which changes no tree (runc 1.3's exec session makes
+/// one for its procfs handle, under its filter).
 pub const ROOTFS_CHANGES: &[&str] =
-    &["chroot", "fsmount", "mount", "mount_setattr", "move_mount", "pivot_root", "umount", "umount2"];
+    &["chroot", "mount", "mount_setattr", "move_mount", "pivot_root", "umount", "umount2"];
 
 /// What a threaded runtime calls there besides (runc 1.1 and 1.3: its
 /// capabilities read, user, the exec fifo, the executable's lookup, and in
