@@ -251,7 +251,7 @@ static __always_inline int record_entry(struct pt_regs *regs, long id)
 	__u32 abi = ABI_X86_64;
 	int seccomp_mode;
 	__u32 phase;
-	__u8 mark;
+	__u8 *mark;
 
 	if (has_btf_task) {
 		/* 5.11+: a BTF pointer, read with plain loads (no helper calls). */
@@ -303,17 +303,17 @@ static __always_inline int record_entry(struct pt_regs *regs, long id)
 		return 0;
 	}
 	slot = (phase * ABI_COUNT + abi) * SYSCALL_SLOTS + (__u32)id;
-	mark = set->marks[abi * SYSCALL_SLOTS + (__u32)id];
+	mark = &set->marks[abi * SYSCALL_SLOTS + (__u32)id];
 	/* The runtime's setup never meets the container's filter: its
 	 * arguments (clone with CLONE_NEW*) need no rule. */
 	if (phase == PHASE_RUNTIME_SETUP) {
-		record_setup(set, slot, mark);
+		record_setup(set, slot, *mark);
 		return 0;
 	}
 	/* Read before write: after the first call the cache line stays shared. */
 	if (!set->seen[slot])
 		set->seen[slot] = 1;
-	if (mark & MARK_ARGS)
+	if (*mark & MARK_ARGS)
 		keep_args(set, regs, mntns, abi, (__u32)id);
 	return 0;
 }
