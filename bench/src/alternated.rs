@@ -14,11 +14,11 @@
 //! section 4 shows the same with real containers.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{ensure, Result};
 
-use crate::bpf::{AttachedReference, Census, Reference};
+use crate::bpf::{self, AttachedReference, Census, Reference};
 use hook_test_support::hook::StandIn;
 
 use crate::harness::{text, wait_for_file, Harness};
@@ -114,11 +114,7 @@ impl Suite<'_> {
             }
             // The last tracer out unpins the program a moment after its
             // stand-in dies.
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Census::take() != Census::expected(k) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            foreign += usize::from(Census::take() != Census::expected(k));
+            foreign += usize::from(bpf::settle(Census::expected(k), 5) != Census::expected(k));
             if changed {
                 std::thread::sleep(SETTLE);
             }

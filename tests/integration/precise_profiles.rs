@@ -144,6 +144,31 @@ fn every_thread_is_recorded(#[case] runtime: &'static str) {
     }
 }
 
+/// A container recorded without a filter gets the names it gets with one:
+/// the hand-off (handoff.rs) adds the runtime's calls after the point where
+/// a filter goes, and nothing it made only before (crun 1.8's `close_range`
+/// before `pivot_root` made the unconfined profile one name longer).
+#[rstest]
+#[case::runc("runc")]
+#[case::crun("crun")]
+fn without_a_filter_the_names_are_those_recorded_with_one(#[case] runtime: &'static str) {
+    if recordings() == 0 {
+        skip!("OCI_HOOK_TEST_RECORDINGS=0: the corpus runs on the host and userland tiers");
+    }
+    let Some(p) = Podman::new(runtime) else { return };
+    let (filtered, _) = record(&p, &ECHO, &p.path("filtered.json"));
+    for case in [&UNCONFINED, &PRIVILEGED] {
+        assert_eq!(case.cmd, ECHO.cmd);
+        let (unfiltered, _) = record(&p, case, &p.path("unfiltered.json"));
+        assert_eq!(
+            allowed(&unfiltered),
+            allowed(&filtered),
+            "{runtime} {:?} against the default filter",
+            case.record_options
+        );
+    }
+}
+
 /// The exec session of the corpus: `podman exec` of this into a sleeper.
 pub const EXEC_SESSION: [&str; 2] = [PROBE, "unusual"];
 
