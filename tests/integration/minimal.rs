@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 use crate::bounded_replay;
 use crate::precise_profiles::{corpus_cases, record, record_exec, Case, EXEC_SESSION};
-use crate::support::{allowed, skip, stdout, Podman};
+use crate::support::{allowed, stdout, Podman};
 
 /// Replays per candidate removal: a name whose absence fails only now and
 /// then is kept more often with more (those the recorder knows of are kept
@@ -137,10 +137,7 @@ fn minimizing_off() -> Option<&'static str> {
 
 corpus_cases! {
     fn profiles_are_within_the_bound_of_what_replays(#[case] runtime: &'static str, #[case] case: &Case) {
-        if let Some(why) = minimizing_off() {
-            skip!("{why}");
-        }
-        let Some(p) = Podman::new(runtime) else { return };
+        let Some(p) = Podman::unless(minimizing_off(), runtime) else { return };
         let (profile, recorded) = record(&p, case, &p.path("recorded.json"));
         assert!(without_baseline_rules(&profile), "only the recorder's rules expected: {profile}");
         let timing = for_timing(&profile);
@@ -157,10 +154,7 @@ corpus_cases! {
 #[case::runc("runc")]
 #[case::crun("crun")]
 fn exec_sessions_are_within_the_bound_of_what_replays(#[case] runtime: &'static str) {
-    if let Some(why) = minimizing_off() {
-        skip!("{why}");
-    }
-    let Some(p) = Podman::new(runtime) else { return };
+    let Some(p) = Podman::unless(minimizing_off(), runtime) else { return };
     let (profile, recorded) = record_exec(&p, "minimal-exec", &p.path("recorded.json"));
     assert!(without_baseline_rules(&profile), "only the recorder's rules expected: {profile}");
     let timing = for_timing(&profile);

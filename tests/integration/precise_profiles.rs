@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use hook_test_support::PROBE_IN_IMAGE as PROBE;
 
-use crate::support::{allowed, assert_same, skip, stderr, stdout, wait_for_profile, Podman};
+use crate::support::{allowed, assert_same, stderr, stdout, wait_for_profile, Podman};
 
 use hook_test_support::PROBE32_IN_IMAGE as PROBE32;
 
@@ -24,6 +24,12 @@ pub const SETUP_ONLY: [&str; 7] = ["mount", "umount2", "pivot_root", "sethostnam
 /// recording once lacked a syscall, issue 8).
 pub fn recordings() -> usize {
     std::env::var("OCI_HOOK_TEST_RECORDINGS").ok().and_then(|v| v.parse().ok()).unwrap_or(20)
+}
+
+/// A podman for a corpus test, unless `recordings()` is 0.
+fn corpus_podman(runtime: &'static str) -> Option<Podman> {
+    let off = recordings() == 0;
+    Podman::unless(off.then_some("OCI_HOOK_TEST_RECORDINGS=0: the corpus runs on the host and userland tiers"), runtime)
 }
 
 /// A workload of the corpus: the command, and the podman options of the
@@ -66,10 +72,7 @@ fn assert_no_setup_syscalls(profile: &Value, what: &str) {
 /// Records the case `recordings()` times; every profile must be the same,
 /// free of setup syscalls, and replay like the recorded run.
 fn assert_precise(runtime: &'static str, case: &Case) {
-    if recordings() == 0 {
-        skip!("OCI_HOOK_TEST_RECORDINGS=0: the corpus runs on the host and userland tiers");
-    }
-    let Some(p) = Podman::new(runtime) else { return };
+    let Some(p) = corpus_podman(runtime) else { return };
     let mut first: Option<(Vec<String>, Value)> = None;
     for i in 0..recordings() {
         let out = p.path(&format!("run-{i}.json"));
@@ -152,10 +155,7 @@ fn every_thread_is_recorded(#[case] runtime: &'static str) {
 #[case::runc("runc")]
 #[case::crun("crun")]
 fn without_a_filter_the_names_are_those_recorded_with_one(#[case] runtime: &'static str) {
-    if recordings() == 0 {
-        skip!("OCI_HOOK_TEST_RECORDINGS=0: the corpus runs on the host and userland tiers");
-    }
-    let Some(p) = Podman::new(runtime) else { return };
+    let Some(p) = corpus_podman(runtime) else { return };
     let (filtered, _) = record(&p, &ECHO, &p.path("filtered.json"));
     for case in [&UNCONFINED, &PRIVILEGED] {
         assert_eq!(case.cmd, ECHO.cmd);
@@ -199,10 +199,7 @@ pub fn replay_exec(p: &Podman, suffix: &str, profile: &Path) -> Output {
 #[case::runc("runc")]
 #[case::crun("crun")]
 fn exec_sessions_are_precise(#[case] runtime: &'static str) {
-    if recordings() == 0 {
-        skip!("OCI_HOOK_TEST_RECORDINGS=0: the corpus runs on the host and userland tiers");
-    }
-    let Some(p) = Podman::new(runtime) else { return };
+    let Some(p) = corpus_podman(runtime) else { return };
     let mut first: Option<(Vec<String>, Value)> = None;
     for i in 0..recordings() {
         let out = p.path(&format!("exec-{i}.json"));
