@@ -120,7 +120,10 @@ static __always_inline struct container_record *find_record(__u32 mntns)
  *   from a mount of its own mount namespace, i.e. the entrypoint or anything
  *   started inside the container. The runtime's own binary was opened on the
  *   host (or is a memfd), so its mount belongs to another namespace even
- *   after the runtime entered the container's.
+ *   after the runtime entered the container's. Once that workload has run,
+ *   the runtime's calls set up a session in the running container (podman
+ *   exec): filed apart, since a replay's filter meets a different part of
+ *   them (src/handoff.rs).
  * The second test costs a probe read, so it only runs for tasks without a
  * filter; confined containers pay one load.
  */
@@ -221,12 +224,20 @@ static __always_inline void keep_args(struct container_record *set, struct pt_re
  * so the calls whose last stamp is the final one are the only ones that can
  * fall after that point: the hand-off src/handoff.rs adds to a profile
  * recorded without a filter. A stamp seen SETUP_STAMPS changes earlier
- * looks final too, which only adds a name.
+ * looks final too, which only adds a name. A session's calls (phase
+ * PHASE_SESSION_SETUP) are only filed: they neither count nor get stamps.
  */
-static __always_inline void record_setup(struct container_record *set, __u32 slot, __u8 mark)
+static __always_inline void record_setup(struct container_record *set, __u32 slot, __u8 mark,
+					 __u32 phase)
 {
 	__u8 stamp;
 
+	/* A session's calls come after the container's tree is made. */
+	if (phase == PHASE_SESSION_SETUP) {
+		if (!set->seen[slot])
+			set->seen[slot] = 1;
+		return;
+	}
 	if (mark & MARK_ROOTFS)
 		set->rootfs_changes++;
 	stamp = 1 + set->rootfs_changes % SETUP_STAMPS;
@@ -285,12 +296,15 @@ static __always_inline int record_entry(struct pt_regs *regs, long id)
 		seccomp_mode = BPF_CORE_READ(task, seccomp.mode);
 		status = BPF_CORE_READ(task, thread_info.status);
 	}
-	if (seccomp_mode == SECCOMP_MODE_FILTER)
+	if (seccomp_mode == SECCOMP_MODE_FILTER) {
 		phase = PHASE_FILTERED;
-	else if (runs_own_program(task, ns, has_btf_task))
+	} else if (runs_own_program(task, ns, has_btf_task)) {
 		phase = PHASE_UNFILTERED_WORKLOAD;
-	else
-		phase = PHASE_RUNTIME_SETUP;
+		if (!set->workload_ran)
+			set->workload_ran = 1;
+	} else {
+		phase = set->workload_ran ? PHASE_SESSION_SETUP : PHASE_RUNTIME_SETUP;
+	}
 	if (status & TS_COMPAT) {
 		abi = ABI_X86;
 	} else if (id & X32_SYSCALL_BIT) {
@@ -306,8 +320,8 @@ static __always_inline int record_entry(struct pt_regs *regs, long id)
 	mark = &set->marks[abi * SYSCALL_SLOTS + (__u32)id];
 	/* The runtime's setup never meets the container's filter: its
 	 * arguments (clone with CLONE_NEW*) need no rule. */
-	if (phase == PHASE_RUNTIME_SETUP) {
-		record_setup(set, slot, *mark);
+	if (phase >= PHASE_RUNTIME_SETUP) {
+		record_setup(set, slot, *mark, phase);
 		return 0;
 	}
 	/* Read before write: after the first call the cache line stays shared. */

@@ -32,7 +32,11 @@ enum recorded_phase {
 	/* No filter, and a program from outside the container: the runtime
 	 * setting the container up. */
 	PHASE_RUNTIME_SETUP = 2,
-	PHASE_COUNT = 3,
+	/* The same, once the workload of a container without a filter has
+	 * run: a runtime setting up a session it starts in the running
+	 * container (podman exec). */
+	PHASE_SESSION_SETUP = 3,
+	PHASE_COUNT = 4,
 };
 
 enum recorder_limits {
@@ -100,8 +104,8 @@ struct arg_key {
  * One traced container: what it did, and which tracer registered it.
  *
  * seen[(phase * ABI_COUNT + abi) * SYSCALL_SLOTS + nr] is not 0 once syscall
- * nr entered through abi in that phase: 1 for the filtered and workload
- * phases; in the runtime's setup, 1 + rootfs_changes % SETUP_STAMPS as it was
+ * nr entered through abi in that phase: 1 for the filtered, workload and
+ * session phases; in the runtime's setup, 1 + rootfs_changes % SETUP_STAMPS as it was
  * at the last such call, which tells the setup's last steps, those after its
  * last root filesystem change (flat, not nested arrays: libbpf-cargo
  * cannot derive Default for nested arrays, so the emitted Rust type would
@@ -135,6 +139,10 @@ struct container_record {
 	 * so far (a plain increment: two racing ones may count once, which
 	 * only merges two stamps). */
 	__u32 rootfs_changes;
+	/* Written by the program: 1 once the workload of a container without
+	 * a filter made a call; from then on the runtime's calls are a
+	 * session's (PHASE_SESSION_SETUP). */
+	__u8 workload_ran;
 	__u32 arg_distinct[ABI_COUNT * ARG_WATCHES];
 	__u8 arg_lost[ABI_COUNT * ARG_WATCHES];
 	/* Written by user space only: the registering tracer's pid and start

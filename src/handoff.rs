@@ -8,7 +8,9 @@
 //! - unfiltered workload: no filter, a program of the container's own
 //!   (a container run with `seccomp=unconfined` or `--privileged`);
 //! - runtime setup: no filter, the runtime's own program (mounts, pivot_root,
-//!   sethostname, its own seccomp()): what the container's filter never sees.
+//!   sethostname, its own seccomp()): what the container's filter never sees;
+//! - session setup: the same, once the workload of a container without a
+//!   filter has run: a runtime setting up a `podman exec` session.
 //!
 //! Filtered and unfiltered-workload calls are allowed. Runtime setup is not,
 //! with two exceptions that a replay needs and one run cannot show (and one
@@ -19,7 +21,9 @@
 //!   filesystem ([`ROOTFS_CHANGES`]; a filter goes on after those, see
 //!   `record_setup` in bpf/recorder.bpf.c), and for a threaded runtime the
 //!   [`HANDOFF_THREADED`] ones too (measured below); they are added when
-//!   nothing was recorded under a filter.
+//!   nothing was recorded under a filter. A session's runtime makes more
+//!   steps after its filter ([`SESSION_HANDOFF`]): those its session setup
+//!   made are added too.
 //! - a threaded runtime: runc is a Go program, whose other threads wake,
 //!   sleep, yield and preempt each other at moments no run can predict, also
 //!   after the filter is attached (`tgkill` appeared in 7 of 8 runs,
@@ -45,10 +49,11 @@ pub enum Phase {
     Filtered,
     UnfilteredWorkload,
     RuntimeSetup,
+    SessionSetup,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 3] = [Phase::Filtered, Phase::UnfilteredWorkload, Phase::RuntimeSetup];
+    pub const ALL: [Phase; 4] = [Phase::Filtered, Phase::UnfilteredWorkload, Phase::RuntimeSetup, Phase::SessionSetup];
 }
 
 /// What every OCI runtime measured calls between attaching the container's
@@ -68,6 +73,32 @@ pub const HANDOFF: &[&str] = &[
     "setresgid",
     "setresuid",
     "write",
+];
+
+/// What a session's runtime (`podman exec`) calls after attaching the
+/// filter besides [`HANDOFF`] and, when threaded, [`HANDOFF_THREADED`]:
+/// crun 1.8 to 1.28 read `/proc/self/setgroups` (openat; statx, and fstat
+/// in 1.28), set the supplementary groups, give the standard streams that
+/// are no terminal to the session's user (ioctl, fchown) and set the umask,
+/// which at a start they do before the filter; runc 1.3 makes the detached
+/// procfs mount of its handle (fsopen, fsconfig, fsmount, open_tree), reads
+/// the kernel's version (uname) and looks the executable up (faccessat).
+/// Added only for the calls a session's setup made
+/// (`Observed::session_setup`).
+pub const SESSION_HANDOFF: &[&str] = &[
+    "faccessat",
+    "fchown",
+    "fsconfig",
+    "fsmount",
+    "fsopen",
+    "fstat",
+    "ioctl",
+    "open_tree",
+    "openat",
+    "setgroups",
+    "statx",
+    "umask",
+    "uname",
 ];
 
 /// The calls by which a runtime changes the container's mount tree: all of
@@ -147,6 +178,9 @@ pub struct Observed {
     /// The part of `runtime_setup` made (last) after the setup's last
     /// [`ROOTFS_CHANGES`] call.
     pub setup_tail: SyscallSet,
+    /// What runtimes called to set up sessions in the running container,
+    /// once its workload had run without a filter.
+    pub session_setup: SyscallSet,
     /// Entries whose number was outside the recorder's table.
     pub out_of_range: u64,
     /// The watched arguments' values outside the runtime's setup
@@ -160,6 +194,7 @@ impl Observed {
             Phase::Filtered => &mut self.filtered,
             Phase::UnfilteredWorkload => &mut self.unfiltered_workload,
             Phase::RuntimeSetup => &mut self.runtime_setup,
+            Phase::SessionSetup => &mut self.session_setup,
         }
     }
 
@@ -168,9 +203,13 @@ impl Observed {
         !self.filtered.is_empty()
     }
 
-    /// Whether the runtime's setup shows a threaded runtime.
+    /// Whether the runtime's setup (a start's or a session's) shows a
+    /// threaded runtime.
     pub fn threaded_runtime(&self) -> bool {
-        Abi::ALL.iter().any(|&abi| numbers(abi, &[THREADS_WOKEN]).any(|nr| self.runtime_setup.contains(abi, nr)))
+        let woken = |set: &SyscallSet| {
+            Abi::ALL.iter().any(|&abi| numbers(abi, &[THREADS_WOKEN]).any(|nr| set.contains(abi, nr)))
+        };
+        woken(&self.runtime_setup) || woken(&self.session_setup)
     }
 
     /// What the profile allows: see the module's documentation.
@@ -202,15 +241,13 @@ impl Observed {
             return out;
         }
         let threaded = self.threaded_runtime();
-        let setup_abis: Vec<Abi> =
-            Abi::ALL.into_iter().filter(|&a| self.runtime_setup.numbers(a).next().is_some()).collect();
+        let setup_abis: Vec<Abi> = Abi::ALL
+            .into_iter()
+            .filter(|&a| self.runtime_setup.numbers(a).chain(self.session_setup.numbers(a)).next().is_some())
+            .collect();
         if !self.had_filter() {
-            let extra: &[&str] = if threaded { HANDOFF_THREADED } else { &[] };
             for &abi in &setup_abis {
-                let handoff = numbers(abi, HANDOFF).chain(numbers(abi, extra));
-                for nr in handoff.filter(|&nr| self.setup_tail.contains(abi, nr)) {
-                    out.insert(abi, nr);
-                }
+                self.hand_off(abi, threaded, &mut out);
             }
         }
         add_timing_companions(own, &mut out);
@@ -222,6 +259,21 @@ impl Observed {
             }
         }
         out
+    }
+
+    /// Adds to `out` the calls of `abi` that the setups made and that a
+    /// replay's filter will meet: the start's after its last mount-tree
+    /// change, and the sessions'.
+    fn hand_off(&self, abi: Abi, threaded: bool, out: &mut SyscallSet) {
+        let threaded_extra: &[&str] = if threaded { HANDOFF_THREADED } else { &[] };
+        let start = numbers(abi, HANDOFF).chain(numbers(abi, threaded_extra));
+        for nr in start.filter(|&nr| self.setup_tail.contains(abi, nr)) {
+            out.insert(abi, nr);
+        }
+        let session = numbers(abi, HANDOFF).chain(numbers(abi, threaded_extra)).chain(numbers(abi, SESSION_HANDOFF));
+        for nr in session.filter(|&nr| self.session_setup.contains(abi, nr)) {
+            out.insert(abi, nr);
+        }
     }
 }
 

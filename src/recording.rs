@@ -22,10 +22,12 @@ pub fn write_profile(
 ) -> Result<Summary, ProfileFileError> {
     let set = observed.allowed();
     tracing::debug!(
-        "recorded under a filter: {:?}; without one, the workload: {:?}; the runtime's setup (not allowed): {:?}",
+        "recorded under a filter: {:?}; without one, the workload: {:?}; the runtime's setup (not allowed): {:?}; \
+         the sessions' setup (not allowed): {:?}",
         observed.filtered.named().names,
         observed.unfiltered_workload.named().names,
         observed.runtime_setup.named().names,
+        observed.session_setup.named().names,
     );
     let mut named = set.named();
     for (name, allowed) in arg_rules::conditions(&observed.args, &observed.own(), &observed.granted()) {

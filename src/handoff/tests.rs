@@ -63,10 +63,53 @@ fn a_single_threaded_runtime_hands_off_without_the_threaded_lookups() {
     assert!(!allowed.contains(&"mount".to_string()), "{allowed:?}");
 }
 
+/// The extras name what `HANDOFF` lacks (a session's extras may repeat the
+/// threaded ones: a single-threaded runtime's session needs them too).
 #[test]
 fn the_handoff_lists_do_not_overlap() {
-    let common: Vec<&&str> = HANDOFF.iter().filter(|n| HANDOFF_THREADED.contains(n)).collect();
-    assert!(common.is_empty(), "{common:?}");
+    for extra in [HANDOFF_THREADED, SESSION_HANDOFF] {
+        let common: Vec<&&str> = HANDOFF.iter().filter(|n| extra.contains(n)).collect();
+        assert!(common.is_empty(), "{common:?}");
+    }
+}
+
+/// crun's exec session sets the groups and the streams' owner after its
+/// filter; its start does so before, and after its last mount.
+#[test]
+fn a_sessions_setup_hands_off_its_own_steps_too() {
+    let start = ["mount", "pivot_root", "setgroups", "fchown", "capset", "execve"];
+    let workload = set(Abi::X86_64, &["exit_group", "write"]);
+    let started = Observed { unfiltered_workload: workload.clone(), ..setup_all_tail(&start) };
+    assert_eq!(names(&started.allowed()), ["capset", "execve", "exit_group", "write"]);
+    let session = set(Abi::X86_64, &["setns", "setgroups", "fchown", "umask", "prctl", "execve"]);
+    let with_exec = Observed { session_setup: session, ..started };
+    let allowed = names(&with_exec.allowed());
+    assert_eq!(allowed, ["capset", "execve", "exit_group", "fchown", "prctl", "setgroups", "umask", "write"]);
+}
+
+#[test]
+fn a_sessions_setup_is_not_allowed_under_a_filter() {
+    let observed = Observed {
+        filtered: set(Abi::X86_64, &["execve", "exit_group"]),
+        session_setup: set(Abi::X86_64, &["setgroups", "fchown", "setns"]),
+        ..Default::default()
+    };
+    assert_eq!(names(&observed.allowed()), ["execve", "exit_group"]);
+}
+
+#[test]
+fn a_threaded_sessions_setup_shows_a_threaded_runtime() {
+    let observed = Observed {
+        unfiltered_workload: set(Abi::X86_64, &["exit_group"]),
+        session_setup: set(Abi::X86_64, &["futex", "getcwd", "fsopen", "setns"]),
+        ..Default::default()
+    };
+    assert!(observed.threaded_runtime());
+    let allowed = names(&observed.allowed());
+    for name in ["futex", "getcwd", "fsopen", "tgkill"] {
+        assert!(allowed.contains(&name.to_string()), "{name} missing from {allowed:?}");
+    }
+    assert!(!allowed.contains(&"setns".to_string()), "{allowed:?}");
 }
 
 #[test]
@@ -103,7 +146,7 @@ fn nothing_recorded_allows_nothing() {
 
 #[test]
 fn every_listed_name_is_known_to_libseccomp_on_x86_64() {
-    for name in HANDOFF.iter().chain(HANDOFF_THREADED).chain(THREADED_RUNTIME) {
+    for name in HANDOFF.iter().chain(HANDOFF_THREADED).chain(SESSION_HANDOFF).chain(THREADED_RUNTIME) {
         assert!(ScmpSyscall::from_name_by_arch(name, Abi::X86_64.scmp_arch()).is_ok(), "{name}");
     }
     for name in ROOTFS_CHANGES {

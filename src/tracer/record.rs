@@ -53,6 +53,7 @@ fn row(phase: Phase, abi: Abi) -> usize {
         Phase::Filtered => recorded_phase::PHASE_FILTERED,
         Phase::UnfilteredWorkload => recorded_phase::PHASE_UNFILTERED_WORKLOAD,
         Phase::RuntimeSetup => recorded_phase::PHASE_RUNTIME_SETUP,
+        Phase::SessionSetup => recorded_phase::PHASE_SESSION_SETUP,
     };
     phase.0 as usize * recorded_abi::ABI_COUNT.0 as usize + abi_row(abi)
 }

@@ -155,7 +155,7 @@ corpus_cases! {
 #[case::crun("crun")]
 fn exec_sessions_are_within_the_bound_of_what_replays(#[case] runtime: &'static str) {
     let Some(p) = Podman::unless(minimizing_off(), runtime) else { return };
-    let (profile, recorded) = record_exec(&p, "minimal-exec", &p.path("recorded.json"));
+    let (profile, recorded) = record_exec(&p, "minimal-exec", &[], &p.path("recorded.json"));
     assert!(without_baseline_rules(&profile), "only the recorder's rules expected: {profile}");
     let timing = for_timing(&profile);
     let needed = minimize(&profile, &timing, &p.path("candidate.json"), |candidate| {

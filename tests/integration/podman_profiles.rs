@@ -164,7 +164,7 @@ fn blocked_in_the_input_stays_blocked(#[case] runtime: &'static str) {
 fn podman_exec_is_recorded(#[case] runtime: &'static str) {
     let Some(p) = Podman::new(runtime) else { return };
     let out = p.path("exec.json");
-    let (profile, _) = record_exec(&p, "exec", &out);
+    let (profile, _) = record_exec(&p, "exec", &[], &out);
     assert_contains_all(&allowed(&profile), &UNUSUAL);
 
     // Replay: the same container and exec under the profile.

@@ -10,6 +10,7 @@ use rstest::rstest;
 use serde_json::Value;
 
 use hook_test_support::PROBE_IN_IMAGE as PROBE;
+use oci_seccomp_bpf_hook::handoff::{HANDOFF, HANDOFF_THREADED, SESSION_HANDOFF};
 
 use crate::support::{allowed, assert_same, stderr, stdout, wait_for_profile, Podman};
 
@@ -172,11 +173,11 @@ fn without_a_filter_the_names_are_those_recorded_with_one(#[case] runtime: &'sta
 /// The exec session of the corpus: `podman exec` of this into a sleeper.
 pub const EXEC_SESSION: [&str; 2] = [PROBE, "unusual"];
 
-/// Starts a sleeper traced into `out`, runs `EXEC_SESSION` in it, removes
-/// it; returns the profile and the exec's output.
-pub fn record_exec(p: &Podman, suffix: &str, out: &Path) -> (Value, Output) {
+/// Starts a sleeper traced into `out` (with the podman `options`), runs
+/// `EXEC_SESSION` in it, removes it; returns the profile and the exec's output.
+pub fn record_exec(p: &Podman, suffix: &str, options: &[&str], out: &Path) -> (Value, Output) {
     let _ = std::fs::remove_file(out);
-    let name = p.start_sleeper(suffix, p.run_args().traced_into(out));
+    let name = p.start_sleeper(suffix, p.run_args().flags(options).traced_into(out));
     let o = p.exec(&name, &EXEC_SESSION);
     assert_eq!(stdout(&o), "unusual: ok\n", "{}", stderr(&o));
     assert!(p.podman(&["rm", "-f", "-t", "0", &name]).status.success());
@@ -203,7 +204,7 @@ fn exec_sessions_are_precise(#[case] runtime: &'static str) {
     let mut first: Option<(Vec<String>, Value)> = None;
     for i in 0..recordings() {
         let out = p.path(&format!("exec-{i}.json"));
-        let (profile, _) = record_exec(&p, &format!("exec-{i}"), &out);
+        let (profile, _) = record_exec(&p, &format!("exec-{i}"), &[], &out);
         assert_no_setup_syscalls(&profile, &format!("{runtime} exec session, recording {i}"));
         let essence = essence(&profile);
         if i == 0 {
@@ -215,5 +216,33 @@ fn exec_sessions_are_precise(#[case] runtime: &'static str) {
         }
         let o = replay_exec(&p, &format!("exec-replay-{i}"), &out);
         assert_eq!(stdout(&o), "unusual: ok\n", "exec under the profile: {}", stderr(&o));
+    }
+}
+
+/// An exec session into a container that runs without a filter gets every
+/// name it gets in a filtered one, and replays: the session's runtime is
+/// handed off like the container's (handoff.rs). What it gets beyond are
+/// hand-off calls the session's runtime made before the point where its
+/// filter goes (crun 1.8 marks its descriptors close-on-exec there).
+#[rstest]
+#[case::runc("runc")]
+#[case::crun("crun")]
+fn exec_sessions_without_a_filter_get_the_names_recorded_with_one(#[case] runtime: &'static str) {
+    let Some(p) = corpus_podman(runtime) else { return };
+    let (filtered, _) = record_exec(&p, "exec-filtered", &[], &p.path("filtered.json"));
+    let filtered = allowed(&filtered);
+    let handed_off = [HANDOFF, HANDOFF_THREADED, SESSION_HANDOFF].concat();
+    for options in [UNCONFINED.record_options, PRIVILEGED.record_options] {
+        let what = format!("{runtime} exec session into a sleeper run with {options:?}");
+        let out = p.path("unfiltered.json");
+        let (unfiltered, _) = record_exec(&p, "exec-unfiltered", options, &out);
+        let names = allowed(&unfiltered);
+        let missing: Vec<&String> = filtered.iter().filter(|n| !names.contains(n)).collect();
+        assert!(missing.is_empty(), "{what}: {missing:?} missing from {names:?}");
+        let beyond: Vec<&String> = names.iter().filter(|n| !filtered.contains(n)).collect();
+        assert!(beyond.iter().all(|n| handed_off.contains(&n.as_str())), "{what}: {beyond:?} beyond the filtered one");
+        println!("{what}: {} names, beyond the filtered profile's {}: {beyond:?}", names.len(), filtered.len());
+        let o = replay_exec(&p, "exec-unfiltered-replay", &out);
+        assert_eq!(stdout(&o), "unusual: ok\n", "{what}: the session under its profile: {}", stderr(&o));
     }
 }
