@@ -20,3 +20,4 @@ mod profile_tools;
 mod record;
 mod shared_recorder;
 mod systemd_host;
+mod systemd_unit;

@@ -22,21 +22,21 @@ use rstest::rstest;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::support::{allowed, assert_same, is_root, skip, stderr, stdout};
+use crate::support::{allowed, assert_same, is_root, stderr, stdout};
 
 /// The longest one podman or systemctl command may take under TCG.
 const COMMAND_LIMIT: Duration = Duration::from_secs(180);
 /// The longest a state change, a log event or a profile may take to show.
-const WAIT: Duration = Duration::from_secs(120);
+pub(crate) const WAIT: Duration = Duration::from_secs(120);
 /// The scope's stop timeout, which runc and crun set from this annotation:
 /// sleep as PID 1 ignores systemd's SIGTERM, so systemd kills it after
 /// 5 s instead of its default 90 s.
 const SCOPE_STOP_TIMEOUT: &str = "org.systemd.property.TimeoutStopUSec=uint64 5000000";
 /// Where systemd reads transient units from; gone at reboot.
-const RUNTIME_UNITS: &str = "/run/systemd/system";
+pub(crate) const RUNTIME_UNITS: &str = "/run/systemd/system";
 
 /// A systemd host with the packaged hook, driven by plain podman.
-struct Host {
+pub(crate) struct Host {
     podman: Cli,
     work: TempDir,
 }
@@ -48,7 +48,7 @@ impl Host {
     /// The host, or why these tests cannot run here. Where they must run
     /// (`OCI_HOOK_TEST_SYSTEMD_HOST=1`, set by `just vm-test-systemd`), a
     /// missing piece (say the package failed to install) fails instead.
-    fn new() -> Result<Host, String> {
+    pub(crate) fn new() -> Result<Host, String> {
         let host = Host::find();
         if let Err(why) = &host {
             let required = std::env::var_os(REQUIRED_ENV).is_some_and(|v| v == "1");
@@ -96,7 +96,7 @@ impl Host {
         stdout(&o).trim().to_string()
     }
 
-    fn inspect(&self, name: &str, format: &str) -> String {
+    pub(crate) fn inspect(&self, name: &str, format: &str) -> String {
         self.ok(&["inspect", "-f", format, name])
     }
 
@@ -108,7 +108,7 @@ impl Host {
     /// Waits until `name`'s init sleeps (x86_64 nanosleep 35 or
     /// clock_nanosleep 230 in /proc/PID/syscall): it has made every syscall
     /// it makes before sleeping. Returns its pid.
-    fn wait_until_sleeping(&self, name: &str) -> i32 {
+    pub(crate) fn wait_until_sleeping(&self, name: &str) -> i32 {
         wait_until(&format!("container {name} sleeps"), || {
             let pid = self.inspect(name, "{{.State.Pid}}");
             let syscall = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
@@ -117,7 +117,7 @@ impl Host {
     }
 
     /// Waits until podman no longer reports `name` running (or knows it).
-    fn wait_until_not_running(&self, name: &str) {
+    pub(crate) fn wait_until_not_running(&self, name: &str) {
         wait_until(&format!("podman reports {name} stopped"), || {
             let o = self.podman.output(&["inspect", "-f", "{{.State.Status}}", name]).unwrap();
             (!o.status.success() || stdout(&o).trim() != "running").then_some(())
@@ -127,7 +127,7 @@ impl Host {
     /// The profile at `out`, once its tracer logged writing it; asserts
     /// the tracer outlived its container (it was not stopped with it), and
     /// then left: no tracer process, no pinned record of its namespace.
-    fn profile_of(&self, out: &Path) -> Value {
+    pub(crate) fn profile_of(&self, out: &Path) -> Value {
         let ended = packaged::wait_for_end(out, WAIT).unwrap();
         assert_eq!(ended.ended, Ended::Exited, "the tracer was stopped before its container exited: {ended:?}");
         let started = packaged::wait_for_start(&ended.container, WAIT).unwrap();
@@ -142,7 +142,7 @@ impl Host {
 
     /// `sleep 1000` confined by `profile` starts and sleeps, as the
     /// recorded one did until it was stopped; then it is removed.
-    fn replays_asleep(&self, runtime: &str, profile: &Path, name: &str) {
+    pub(crate) fn replays_asleep(&self, runtime: &str, profile: &Path, name: &str) {
         self.start_sleeper(name, Run::new(runtime).confined_by(profile));
         self.wait_until_sleeping(name);
         let state = self.inspect(name, "{{.State.Status}}");
@@ -153,7 +153,7 @@ impl Host {
     /// The names of a test's container, its replay and its profile; both
     /// containers are removed when the case is dropped, even when the test
     /// failed.
-    fn case(&self, runtime: &str, tag: &str) -> Case<'_> {
+    pub(crate) fn case(&self, runtime: &str, tag: &str) -> Case<'_> {
         let (name, out) = (self.name(runtime, tag), self.path(&format!("{tag}.json")));
         let replay = format!("{name}-replay");
         let names = vec![name.clone(), replay.clone()];
@@ -167,19 +167,20 @@ macro_rules! host_or_skip {
     () => {
         match Host::new() {
             Ok(host) => host,
-            Err(why) => skip!("{why}"),
+            Err(why) => $crate::support::skip!("{why}"),
         }
     };
 }
+pub(crate) use host_or_skip;
 
-struct Case<'a> {
-    name: String,
-    out: PathBuf,
-    replay: String,
-    _removed: Removed<'a>,
+pub(crate) struct Case<'a> {
+    pub name: String,
+    pub out: PathBuf,
+    pub replay: String,
+    pub _removed: Removed<'a>,
 }
 
-struct Removed<'a> {
+pub(crate) struct Removed<'a> {
     podman: &'a Cli,
     names: Vec<String>,
 }
@@ -193,7 +194,7 @@ impl Drop for Removed<'_> {
 }
 
 /// `PROGRAM` in PATH.
-fn which(program: &str) -> Option<PathBuf> {
+pub(crate) fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file())
 }
@@ -210,12 +211,12 @@ fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-fn systemctl(args: &[&str]) -> Output {
+pub(crate) fn systemctl(args: &[&str]) -> Output {
     hook_test_support::bounded("systemctl", COMMAND_LIMIT).args(args).output().expect("systemctl runs")
 }
 
 /// `pid`'s cgroup v2 path (the `0::` line of /proc/PID/cgroup).
-fn cgroup_of(pid: impl std::fmt::Display) -> String {
+pub(crate) fn cgroup_of(pid: impl std::fmt::Display) -> String {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     let line = text.lines().find_map(|l| l.strip_prefix("0::"));
     line.unwrap_or_else(|| panic!("no cgroup v2 line for pid {pid}: {text:?}")).to_string()
@@ -226,7 +227,7 @@ fn under(path: &str, parent: &str) -> bool {
     path == parent || path.starts_with(&format!("{}/", parent.trim_end_matches('/')))
 }
 
-fn assert_sleeps(profile: &Value) {
+pub(crate) fn assert_sleeps(profile: &Value) {
     let names = allowed(profile);
     assert!(names.iter().any(|n| n.ends_with("nanosleep")), "sleep's nanosleep missing: {names:?}");
 }
@@ -307,111 +308,4 @@ fn podman_run_rm_with_split_cgroups_records(#[case] runtime: &str) {
     assert!(allowed(&profile).iter().any(|n| n == "write"), "echo's write missing: {profile}");
     let again = host.podman.output(&split.name(&replay).confined_by(&out).args(&cmd)).unwrap();
     assert_same(&first, &again, &cmd);
-}
-
-/// A transient unit in /run/systemd/system running a traced container as
-/// Quadlet runs one; removed (and systemd reloaded) when dropped.
-struct Unit {
-    name: String,
-    file: PathBuf,
-}
-
-impl Unit {
-    /// sleep's container as `container`, traced into `out`. No ExecStop:
-    /// `systemctl stop` then SIGTERMs conmon (the main pid, by
-    /// --sdnotify=conmon), which passes it to sleep, which ignores it; after
-    /// TimeoutStopSec systemd SIGKILLs the unit's whole cgroup, where the
-    /// tracer would die with it had it stayed.
-    fn create(runtime: &str, container: &str, out: &Path) -> Unit {
-        let text = unit_text(&which("podman").unwrap(), &hook_test_support::containers_conf(), runtime, container, out);
-        let name = format!("{container}.service");
-        let file = Path::new(RUNTIME_UNITS).join(&name);
-        std::fs::write(&file, text).unwrap();
-        let unit = Unit { name, file };
-        unit.systemctl_ok(&["daemon-reload"]);
-        unit
-    }
-
-    fn systemctl_ok(&self, args: &[&str]) {
-        let o = systemctl(args);
-        assert!(o.status.success(), "systemctl {args:?} ({}): {}{}", self.name, stdout(&o), stderr(&o));
-    }
-}
-
-impl Drop for Unit {
-    fn drop(&mut self) {
-        let _ = systemctl(&["stop", &self.name]);
-        let _ = std::fs::remove_file(&self.file);
-        let _ = systemctl(&["daemon-reload"]);
-        let _ = systemctl(&["reset-failed", &self.name]);
-    }
-}
-
-/// The unit running `container` as Quadlet would (with `--cgroups=split`,
-/// `--sdnotify=conmon`, `Type=notify`, `KillMode=mixed`, `Delegate=yes`),
-/// configured by `conf` (the unit does not inherit our environment).
-fn unit_text(podman: &Path, conf: &Path, runtime: &str, container: &str, out: &Path) -> String {
-    let run = Run::new(runtime).rm().name(container).flags(&["--cgroups=split", "--sdnotify=conmon"]);
-    let args: Vec<String> = run.traced_into(out).args(&SLEEPER).iter().map(|a| quoted(a, true)).collect();
-    let conf = quoted(&format!("CONTAINERS_CONF={}", conf.display()), false);
-    let podman = podman.display();
-    let rm = format!("{podman} rm -f -i -t 0 {}", quoted(container, true));
-    format!(
-        "[Unit]\nDescription=oci-seccomp-bpf-hook test {container}\n\n[Service]\n\
-         Environment={conf} PODMAN_SYSTEMD_UNIT=%n\nType=notify\nNotifyAccess=all\nKillMode=mixed\n\
-         Delegate=yes\nTimeoutStartSec=150\nTimeoutStopSec=15\nExecStart={podman} {}\nExecStopPost=-{rm}\n",
-        args.join(" ")
-    )
-}
-
-/// A word of a unit file's setting, quoted: `%` starts a specifier
-/// everywhere, `$` a variable in Exec lines only.
-fn quoted(word: &str, exec: bool) -> String {
-    let mut escaped = word.replace('\\', "\\\\").replace('"', "\\\"").replace('%', "%%");
-    if exec {
-        escaped = escaped.replace('$', "$$");
-    }
-    format!("\"{escaped}\"")
-}
-
-/// The container of a Quadlet-style unit (`Type=notify`, `--sdnotify=conmon`,
-/// `--cgroups=split`, `KillMode=mixed`) is recorded when the unit stops.
-#[rstest]
-#[case::runc("runc")]
-#[case::crun("crun")]
-fn a_container_run_by_a_systemd_unit_is_recorded_when_the_unit_stops(#[case] runtime: &str) {
-    let host = host_or_skip!();
-    let Case { name, out, replay, _removed } = host.case(runtime, "unit");
-    let unit = Unit::create(runtime, &name, &out);
-    // Type=notify: this returns once conmon said the container runs.
-    unit.systemctl_ok(&["start", &unit.name]);
-    let pid = host.wait_until_sleeping(&name);
-
-    let container = cgroup_of(pid);
-    assert!(container.contains(&format!("/{}/", unit.name)), "not split below {}: {container}", unit.name);
-    let id = host.inspect(&name, "{{.Id}}");
-    let tracer = cgroup_of(packaged::wait_for_start(&id, WAIT).unwrap().tracer_pid);
-    assert!(!tracer.contains(&unit.name), "the tracer is in the unit's cgroup, which stop kills: {tracer}");
-
-    unit.systemctl_ok(&["stop", &unit.name]);
-    host.wait_until_not_running(&name);
-    assert_sleeps(&host.profile_of(&out));
-    host.replays_asleep(runtime, &out, &replay);
-}
-
-/// The unit `Unit::create` writes is one systemd accepts, checked offline
-/// (`systemd-analyze verify`) on any machine that has systemd's tools, so
-/// a mistake shows before a systemd guest boots.
-#[test]
-fn the_units_file_passes_systemd_analyze_verify() {
-    let Some(analyze) = which("systemd-analyze") else { skip!("no systemd-analyze") };
-    let Some(podman) = which("podman") else { skip!("no podman: the unit's ExecStart must name an executable") };
-    let dir = tempfile::tempdir().unwrap();
-    let unit = dir.path().join("seccomp-systemd-check.service");
-    let out = dir.path().join("a b").join("100%.json");
-    let text = unit_text(&podman, Path::new("/etc/containers/containers.conf"), "crun", "seccomp-check", &out);
-    std::fs::write(&unit, &text).unwrap();
-    let o = hook_test_support::bounded(analyze, Duration::from_secs(60)).arg("verify").arg(&unit).output().unwrap();
-    assert!(o.status.success(), "systemd-analyze verify: {}{}\n{text}", stdout(&o), stderr(&o));
-    assert!(text.contains("\"io.containers.trace-syscall=of:") && text.contains("a b/100%%.json\""), "{text}");
 }
