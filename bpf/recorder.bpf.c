@@ -225,19 +225,13 @@ static __always_inline void keep_args(struct container_record *set, struct pt_re
  * fall after that point: the hand-off src/handoff.rs adds to a profile
  * recorded without a filter. A stamp seen SETUP_STAMPS changes earlier
  * looks final too, which only adds a name. A session's calls (phase
- * PHASE_SESSION_SETUP) are only filed: they neither count nor get stamps.
+ * PHASE_SESSION_SETUP) come after the container's tree is made: they are
+ * filed like the workload's, with neither stamps nor argument values.
  */
-static __always_inline void record_setup(struct container_record *set, __u32 slot, __u8 mark,
-					 __u32 phase)
+static __always_inline void record_setup(struct container_record *set, __u32 slot, __u8 mark)
 {
 	__u8 stamp;
 
-	/* A session's calls come after the container's tree is made. */
-	if (phase == PHASE_SESSION_SETUP) {
-		if (!set->seen[slot])
-			set->seen[slot] = 1;
-		return;
-	}
 	if (mark & MARK_ROOTFS)
 		set->rootfs_changes++;
 	stamp = 1 + set->rootfs_changes % SETUP_STAMPS;
@@ -318,16 +312,16 @@ static __always_inline int record_entry(struct pt_regs *regs, long id)
 	}
 	slot = (phase * ABI_COUNT + abi) * SYSCALL_SLOTS + (__u32)id;
 	mark = &set->marks[abi * SYSCALL_SLOTS + (__u32)id];
-	/* The runtime's setup never meets the container's filter: its
-	 * arguments (clone with CLONE_NEW*) need no rule. */
-	if (phase >= PHASE_RUNTIME_SETUP) {
-		record_setup(set, slot, *mark, phase);
+	if (phase == PHASE_RUNTIME_SETUP) {
+		record_setup(set, slot, *mark);
 		return 0;
 	}
 	/* Read before write: after the first call the cache line stays shared. */
 	if (!set->seen[slot])
 		set->seen[slot] = 1;
-	if (*mark & MARK_ARGS)
+	/* A runtime's setup never meets the container's filter: its
+	 * arguments (clone with CLONE_NEW*) need no rule. */
+	if ((*mark & MARK_ARGS) && phase != PHASE_SESSION_SETUP)
 		keep_args(set, regs, mntns, abi, (__u32)id);
 	return 0;
 }

@@ -266,12 +266,11 @@ impl Observed {
     /// change, and the sessions'.
     fn hand_off(&self, abi: Abi, threaded: bool, out: &mut SyscallSet) {
         let threaded_extra: &[&str] = if threaded { HANDOFF_THREADED } else { &[] };
-        let start = numbers(abi, HANDOFF).chain(numbers(abi, threaded_extra));
-        for nr in start.filter(|&nr| self.setup_tail.contains(abi, nr)) {
+        let either = |nr: &u32| self.setup_tail.contains(abi, *nr) || self.session_setup.contains(abi, *nr);
+        for nr in numbers(abi, HANDOFF).chain(numbers(abi, threaded_extra)).filter(either) {
             out.insert(abi, nr);
         }
-        let session = numbers(abi, HANDOFF).chain(numbers(abi, threaded_extra)).chain(numbers(abi, SESSION_HANDOFF));
-        for nr in session.filter(|&nr| self.session_setup.contains(abi, nr)) {
+        for nr in numbers(abi, SESSION_HANDOFF).filter(|&nr| self.session_setup.contains(abi, nr)) {
             out.insert(abi, nr);
         }
     }

@@ -99,7 +99,6 @@ pub struct Podman {
 const PODMAN_LIMIT: std::time::Duration = std::time::Duration::from_secs(900);
 
 impl Podman {
-    /// None (after printing why) when podman tests cannot run here.
     /// A podman for `runtime`, or `None` (the test skipped, with the
     /// reason printed) when `off` gives a reason not to run.
     pub fn unless(off: Option<&str>, runtime: &'static str) -> Option<Podman> {
@@ -110,6 +109,7 @@ impl Podman {
         Podman::new(runtime)
     }
 
+    /// None (after printing why) when podman tests cannot run here.
     pub fn new(runtime: &'static str) -> Option<Podman> {
         if !is_root() {
             println!("SKIPPED: {}: podman tests need root (the hook refuses rootless containers)", test_name());
